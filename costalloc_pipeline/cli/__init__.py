@@ -1,0 +1,35 @@
+"""The `costalloc` command. Each submodule registers its own subcommands."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from costalloc_pipeline.cli import admin, allocations, seed, serve
+from costalloc_pipeline.errors import CostAllocError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="costalloc",
+        description="Cost allocation buckets for a Synapse-like repository. Configuration: COSTALLOC_* variables (see README).",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for module in (admin, serve, allocations, seed):
+        module.register(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.handler(args) or 0
+    except CostAllocError as error:
+        # A caller's mistake: one line and a non-zero status, never a traceback.
+        print(f"costalloc: {error.reason}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

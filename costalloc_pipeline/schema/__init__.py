@@ -1,0 +1,1 @@
+"""Database schema and migrations."""

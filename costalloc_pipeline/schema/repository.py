@@ -1,0 +1,227 @@
+"""Tables of the repository database (DESIGN.md section 2), the source of truth."""
+
+from __future__ import annotations
+
+import enum
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+metadata = MetaData()
+
+# SQLite autoincrements only an INTEGER primary key.
+SerialId = BigInteger().with_variant(Integer, "sqlite")
+
+
+class MetadataType(str, enum.Enum):
+    S3 = "S3"
+    EXTERNAL = "EXTERNAL"
+    GOOGLE_CLOUD = "GOOGLE_CLOUD"
+    PROXY = "PROXY"
+    EXTERNAL_OBJ_STORE = "EXTERNAL_OBJ_STORE"
+
+
+class FileStatus(str, enum.Enum):
+    AVAILABLE = "AVAILABLE"
+    UNLINKED = "UNLINKED"
+    ARCHIVED = "ARCHIVED"
+
+
+class NodeType(str, enum.Enum):
+    PROJECT = "PROJECT"
+    FOLDER = "FOLDER"
+    FILE = "FILE"
+
+
+class AssociationState(str, enum.Enum):
+    ACTIVE = "ACTIVE"
+    REMOVING = "REMOVING"
+    # Only in the change log: the association is gone.
+    REMOVED = "REMOVED"
+
+
+class MoveState(str, enum.Enum):
+    """Steps of one handle move, in protocol order (DESIGN.md section 4)."""
+
+    STARTED = "STARTED"
+    COPIED = "COPIED"
+    REPOINTED = "REPOINTED"
+    DONE = "DONE"
+    SKIPPED = "SKIPPED"
+    FAILED = "FAILED"
+
+
+DEFAULT_STORAGE_LOCATION_ID = 1
+COST_ALLOCATION_TEAM = "Cost Allocation Team"
+
+files = Table(
+    "files",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=False),
+    Column("etag", String(36), nullable=False),
+    Column("preview_id", BigInteger),
+    Column("created_on", DateTime(), nullable=False),
+    Column("created_by", BigInteger, nullable=False),
+    Column("updated_on", DateTime(), nullable=False),
+    Column("metadata_type", String(32), nullable=False),
+    Column("content_type", String(256)),
+    Column("content_size", BigInteger),
+    Column("content_md5", String(100)),
+    Column("bucket_name", String(100)),
+    Column("name", String(256), nullable=False),
+    Column("key", String(700)),
+    Column("storage_location_id", BigInteger),
+    Column("endpoint", String(512)),
+    Column("is_preview", Boolean, nullable=False, default=False),
+    Column("status", String(16), nullable=False, default=FileStatus.AVAILABLE.value),
+    Index("ix_files_key", "key"),
+    Index("ix_files_bucket_key", "bucket_name", "key"),
+    Index("ix_files_updated_on", "updated_on"),
+)
+
+node = Table(
+    "node",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=False),
+    Column("name", String(256), nullable=False),
+    Column("node_type", String(16), nullable=False),
+    Column("parent_id", BigInteger),
+    Column("project_id", BigInteger),
+    Column("current_version", BigInteger),
+    Column("etag", String(36), nullable=False),
+    Column("created_on", DateTime(), nullable=False),
+    Column("created_by", BigInteger, nullable=False),
+    Column("modified_on", DateTime(), nullable=False),
+    Index("ix_node_project_id", "project_id"),
+    Index("ix_node_parent_id", "parent_id"),
+    Index("ix_node_modified_on", "modified_on"),
+)
+
+node_revision = Table(
+    "node_revision",
+    metadata,
+    Column("owner_node_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("number", BigInteger, primary_key=True, autoincrement=False),
+    Column("file_handle_id", BigInteger),
+    Column("modified_on", DateTime(), nullable=False),
+    Index("ix_node_revision_file_handle_id", "file_handle_id"),
+    Index("ix_node_revision_modified_on", "modified_on"),
+)
+
+storage_location = Table(
+    "storage_location",
+    metadata,
+    Column("id", SerialId, primary_key=True),
+    Column("bucket", String(100), nullable=False, unique=True),
+    Column("upload_type", String(16), nullable=False, default="S3"),
+    Column("description", String(512)),
+    Column("created_on", DateTime(), nullable=False),
+)
+
+principal = Table(
+    "principal",
+    metadata,
+    Column("id", SerialId, primary_key=True),
+    Column("user_name", String(100), nullable=False, unique=True),
+    Column("created_on", DateTime(), nullable=False),
+)
+
+team = Table(
+    "team",
+    metadata,
+    Column("id", SerialId, primary_key=True),
+    Column("name", String(256), nullable=False, unique=True),
+    Column("created_on", DateTime(), nullable=False),
+)
+
+team_member = Table(
+    "team_member",
+    metadata,
+    Column("team_id", BigInteger, ForeignKey("team.id"), primary_key=True),
+    Column("principal_id", BigInteger, ForeignKey("principal.id"), primary_key=True),
+    Column("added_on", DateTime(), nullable=False),
+)
+
+api_token = Table(
+    "api_token",
+    metadata,
+    Column("id", SerialId, primary_key=True),
+    Column("principal_id", BigInteger, ForeignKey("principal.id"), nullable=False),
+    # SHA-256 of the token; the token itself is shown once and never stored.
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("created_on", DateTime(), nullable=False),
+    Column("expires_on", DateTime()),
+    Column("revoked", Boolean, nullable=False, default=False),
+)
+
+cost_allocation = Table(
+    "cost_allocation",
+    metadata,
+    Column("id", SerialId, primary_key=True),
+    Column("name", String(64), nullable=False, unique=True),
+    Column("bucket", String(63), nullable=False, unique=True),
+    Column("storage_location_id", BigInteger, ForeignKey("storage_location.id"), nullable=False),
+    Column("created_by", BigInteger, ForeignKey("principal.id"), nullable=False),
+    Column("created_on", DateTime(), nullable=False),
+    Column("etag", String(36), nullable=False),
+)
+
+cost_allocation_project = Table(
+    "cost_allocation_project",
+    metadata,
+    Column("project_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("cost_allocation_id", BigInteger, ForeignKey("cost_allocation.id"), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("change_number", BigInteger, nullable=False),
+    Column("updated_on", DateTime(), nullable=False),
+    Index("ix_cost_allocation_project_allocation", "cost_allocation_id"),
+)
+
+# Append-only log of association changes; its id is the sensor's high-water mark.
+cost_allocation_change = Table(
+    "cost_allocation_change",
+    metadata,
+    Column("id", SerialId, primary_key=True),
+    Column("project_id", BigInteger, nullable=False),
+    Column("cost_allocation_id", BigInteger, nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("changed_by", BigInteger),
+    Column("changed_on", DateTime(), nullable=False),
+)
+
+move_ledger = Table(
+    "move_ledger",
+    metadata,
+    Column("id", SerialId, primary_key=True),
+    Column("run_id", String(64), nullable=False),
+    Column("project_id", BigInteger, nullable=False),
+    Column("file_handle_id", BigInteger, nullable=False),
+    Column("source_bucket", String(100), nullable=False),
+    Column("source_key", String(700), nullable=False),
+    Column("target_bucket", String(100), nullable=False),
+    Column("target_storage_location_id", BigInteger, nullable=False),
+    Column("content_size", BigInteger),
+    Column("etag_before", String(36)),
+    Column("etag_after", String(36)),
+    Column("state", String(16), nullable=False),
+    Column("error", Text),
+    Column("archive_bucket", String(100)),
+    Column("archive_key", String(700)),
+    Column("archived_on", DateTime()),
+    Column("started_on", DateTime(), nullable=False),
+    Column("updated_on", DateTime(), nullable=False),
+    Index("ix_move_ledger_file_handle_id", "file_handle_id"),
+    Index("ix_move_ledger_state", "state"),
+    Index("ix_move_ledger_project_id", "project_id"),
+)

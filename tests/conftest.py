@@ -1,0 +1,120 @@
+"""Real parts for every test: moto's S3 server over HTTP, SQLite files and PostgreSQL over TCP."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import shutil
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+from costalloc_pipeline.config import Settings
+from costalloc_pipeline.db import dispose_engine
+from costalloc_pipeline.embedded import free_port, start_moto
+from costalloc_pipeline.schema.migrate import upgrade_all
+
+POSTGRES_ADMIN_URL = os.environ.get(
+    "COSTALLOC_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
+# PostgreSQL tests fail (never skip) when the server is unreachable, unless explicitly turned off.
+POSTGRES_ENABLED = os.environ.get("COSTALLOC_TEST_POSTGRES", "on") != "off"
+BACKENDS = ["sqlite", "postgresql"] if POSTGRES_ENABLED else ["sqlite"]
+
+_worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+_counter = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint(tmp_path_factory) -> Iterator[str]:
+    port = free_port()
+    log = tmp_path_factory.mktemp("moto") / "server.log"
+    process = start_moto(port, log_path=log)
+    yield f"http://127.0.0.1:{port}"
+    process.kill()
+    process.wait()
+
+
+@pytest.fixture
+def s3_endpoint(moto_endpoint: str) -> str:
+    """The shared moto server, emptied before each test."""
+    request = urllib.request.Request(f"{moto_endpoint}/moto-api/reset", method="POST")
+    urllib.request.urlopen(request, timeout=30).close()
+    return moto_endpoint
+
+
+def _postgres_admin():
+    engine = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    try:
+        engine.connect().close()
+    except Exception as error:  # noqa: BLE001 - any failure to reach it is a test failure
+        pytest.fail(f"PostgreSQL is required for these tests and is unreachable at {POSTGRES_ADMIN_URL}: {error}")
+    return engine
+
+
+@pytest.fixture(scope="session")
+def postgres_template() -> Iterator[str]:
+    """A database migrated once per session; each test copies it (CREATE DATABASE ... TEMPLATE)."""
+    admin = _postgres_admin()
+    name = f"costalloc_tmpl_{_worker}_{os.getpid()}"
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    url = make_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    upgrade_all(url, url)
+    dispose_engine(url)
+    yield name
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("sqlite-template")
+    path = folder / "db.sqlite"
+    upgrade_all(f"sqlite:///{path}", f"sqlite:///{path}")
+    dispose_engine(f"sqlite:///{path}")
+    return path
+
+
+def _postgres_database(template: str) -> Iterator[str]:
+    admin = _postgres_admin()
+    name = f"costalloc_t_{_worker}_{os.getpid()}_{next(_counter)}"
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+        conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
+    url = make_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    yield url
+    dispose_engine(url)
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+@pytest.fixture(params=BACKENDS)
+def database_url(request, tmp_path) -> Iterator[str]:
+    """A migrated, empty database holding both the repository and the replica schema."""
+    if request.param == "sqlite":
+        path = tmp_path / "db.sqlite"
+        shutil.copy(request.getfixturevalue("sqlite_template"), path)
+        url = f"sqlite:///{path}"
+        yield url
+        dispose_engine(url)
+    else:
+        yield from _postgres_database(request.getfixturevalue("postgres_template"))
+
+
+@pytest.fixture
+def settings(database_url: str, s3_endpoint: str, tmp_path) -> Settings:
+    return Settings(
+        data_dir=tmp_path / "data",
+        repository_url=database_url,
+        replica_url=database_url,
+        s3_endpoint_url=s3_endpoint,
+        stack="test",
+    )
