@@ -57,7 +57,7 @@ class Settings:
         if not self.replica_url:
             object.__setattr__(self, "replica_url", f"sqlite:///{self.data_dir / 'replica.db'}")
         if not self.default_bucket:
-            object.__setattr__(self, "default_bucket", f"{self.stack}.costalloc.default")
+            object.__setattr__(self, "default_bucket", f"{self.stack}-costalloc-default")
 
     def with_changes(self, **changes: object) -> "Settings":
         return replace(self, **changes)

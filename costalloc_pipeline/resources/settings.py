@@ -1,0 +1,41 @@
+"""The costalloc settings as a Dagster resource, configurable in the UI's launchpad."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dagster as dg
+
+from costalloc_pipeline.config import Settings
+
+
+class CostAllocSettings(dg.ConfigurableResource):
+    """Stack, buckets and the mover's bounds (DESIGN.md sections 4 and 6)."""
+
+    data_dir: str = "data"
+    stack: str = "dev"
+    default_bucket: str = ""
+    archive_storage_class: str = "GLACIER"
+    archive_retention_days: int = 365
+    bundle_max_files: int = 500
+    bundle_max_bytes: int = 50 * 1024**3
+    max_bundles: int = 200
+    copy_concurrency: int = 32
+    multipart_threshold: int = 5 * 1024**3
+    multipart_part_size: int = 512 * 1024**2
+    other_repository_urls: list[str] = []
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "CostAllocSettings":
+        values = {name: getattr(settings, name) for name in cls.model_fields}
+        values["data_dir"] = str(settings.data_dir)
+        values["other_repository_urls"] = list(settings.other_repository_urls)
+        return cls(**values)
+
+    def to_settings(self, repository_url: str, replica_url: str, s3_endpoint_url: str | None) -> Settings:
+        values = {name: getattr(self, name) for name in type(self).model_fields}
+        values["data_dir"] = Path(self.data_dir)
+        values["other_repository_urls"] = tuple(self.other_repository_urls)
+        return Settings(
+            repository_url=repository_url, replica_url=replica_url, s3_endpoint_url=s3_endpoint_url, **values
+        )
