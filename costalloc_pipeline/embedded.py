@@ -32,9 +32,14 @@ def is_serving(endpoint: str) -> bool:
         return False
 
 
-def start_moto(port: int, log_path: Path | None = None, recording: Path | None = None) -> subprocess.Popen:
+def start_moto(
+    port: int,
+    log_path: Path | None = None,
+    recording: Path | None = None,
+    extra_env: dict[str, str] | None = None,
+) -> subprocess.Popen:
     """Start moto's server on 127.0.0.1:port and wait until it answers."""
-    env = dict(os.environ)
+    env = {**os.environ, **(extra_env or {})}
     if recording is not None:
         env["MOTO_ENABLE_RECORDING"] = "True"
         env["MOTO_RECORDER_FILEPATH"] = str(recording)

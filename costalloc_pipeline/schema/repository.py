@@ -60,6 +60,8 @@ class MoveState(str, enum.Enum):
     DONE = "DONE"
     SKIPPED = "SKIPPED"
     FAILED = "FAILED"
+    # An interrupted attempt that a later attempt took over.
+    SUPERSEDED = "SUPERSEDED"
 
 
 DEFAULT_STORAGE_LOCATION_ID = 1
@@ -214,6 +216,8 @@ move_ledger = Table(
     Column("content_size", BigInteger),
     Column("etag_before", String(36)),
     Column("etag_after", String(36)),
+    # ETag of the verified copy in the target bucket: lets a resumed move reuse it.
+    Column("target_object_etag", String(100)),
     Column("state", String(16), nullable=False),
     Column("error", Text),
     Column("archive_bucket", String(100)),

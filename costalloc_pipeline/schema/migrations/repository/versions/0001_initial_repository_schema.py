@@ -63,6 +63,7 @@ def upgrade() -> None:
     sa.Column('content_size', sa.BigInteger(), nullable=True),
     sa.Column('etag_before', sa.String(length=36), nullable=True),
     sa.Column('etag_after', sa.String(length=36), nullable=True),
+    sa.Column('target_object_etag', sa.String(length=100), nullable=True),
     sa.Column('state', sa.String(length=16), nullable=False),
     sa.Column('error', sa.Text(), nullable=True),
     sa.Column('archive_bucket', sa.String(length=100), nullable=True),

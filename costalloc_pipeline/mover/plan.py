@@ -1,0 +1,75 @@
+"""Pure planning: split a project's misplaced handles into bounded bundles."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A handle of the files_out_of_place dataset (the replica's view, maybe stale)."""
+
+    file_handle_id: int
+    bucket: str
+    key: str
+    size: int
+
+
+@dataclass
+class Bundle:
+    index: int
+    handle_ids: list[int] = field(default_factory=list)
+    bytes: int = 0
+
+    @property
+    def files(self) -> int:
+        return len(self.handle_ids)
+
+
+@dataclass(frozen=True)
+class BundlePlan:
+    bundles: list[Bundle]
+    # Handles left for the next run because max_bundles bundles were full.
+    deferred_files: int
+    deferred_bytes: int
+
+
+def _groups_by_object(candidates: Iterable[Candidate]) -> list[list[Candidate]]:
+    # Handles sharing a bucket and key go in one bundle, so the archive step of that bundle sees
+    # them all repointed and the object is copied once.
+    groups: dict[tuple[str, str], list[Candidate]] = {}
+    for candidate in candidates:
+        groups.setdefault((candidate.bucket, candidate.key), []).append(candidate)
+    return list(groups.values())
+
+
+def plan_bundles(
+    candidates: Sequence[Candidate], max_files: int, max_bytes: int, max_bundles: int
+) -> BundlePlan:
+    """Bundles bounded in bytes (hard) and in number (hard); the file bound grows so that a large
+    project still fits in max_bundles bundles. What does not fit is deferred to the next run."""
+    if max_files < 1 or max_bytes < 1 or max_bundles < 1:
+        raise ValueError("bundle bounds must be positive")
+    files_per_bundle = max(max_files, math.ceil(len(candidates) / max_bundles))
+    bundles: list[Bundle] = []
+    deferred_files = deferred_bytes = 0
+    current: Bundle | None = None
+    for group in _groups_by_object(candidates):
+        group_bytes = group[0].size or 0
+        fits = (
+            current is not None
+            and current.files + len(group) <= files_per_bundle
+            and (current.bytes + group_bytes <= max_bytes or current.files == 0)
+        )
+        if not fits:
+            if len(bundles) == max_bundles:
+                deferred_files += len(group)
+                deferred_bytes += group_bytes
+                continue
+            current = Bundle(index=len(bundles))
+            bundles.append(current)
+        current.handle_ids.extend(c.file_handle_id for c in group)
+        current.bytes += group_bytes
+    return BundlePlan(bundles, deferred_files, deferred_bytes)

@@ -1,0 +1,111 @@
+"""A tiny repository for the mover: handles in files, their objects in moto's S3."""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine, insert, select
+
+from costalloc_pipeline.bootstrap import bootstrap
+from costalloc_pipeline.config import Settings
+from costalloc_pipeline.db import engine_for, new_etag, utcnow
+from costalloc_pipeline.mover.bundle import MoveContext
+from costalloc_pipeline.mover.copier import CopyOptions
+from costalloc_pipeline.mover.handles import Target
+from costalloc_pipeline.s3 import s3_client
+from costalloc_pipeline.schema.repository import FileStatus, MetadataType, files, storage_location
+
+TARGET_BUCKET = "test-ca-target"
+EXTERNAL_BUCKET = "someone-elses-bucket"
+
+
+@dataclass
+class World:
+    settings: Settings
+    repository: Engine
+    s3: Any
+    target: Target
+    ids: itertools.count
+
+    def add_handle(
+        self,
+        body: bytes,
+        bucket: str | None = None,
+        key: str | None = None,
+        upload: bool = True,
+        metadata_type: str = MetadataType.S3.value,
+        status: str = FileStatus.AVAILABLE.value,
+    ) -> int:
+        handle_id = next(self.ids)
+        bucket = bucket or self.settings.default_bucket
+        key = key or f"1/{new_etag()}/file{handle_id}.bin"
+        if upload:
+            self.s3.put_object(Bucket=bucket, Key=key, Body=body)
+        now = utcnow()
+        with self.repository.begin() as conn:
+            conn.execute(
+                insert(files).values(
+                    id=handle_id,
+                    etag=new_etag(),
+                    created_on=now,
+                    created_by=1,
+                    updated_on=now,
+                    metadata_type=metadata_type,
+                    content_type="application/octet-stream",
+                    content_size=len(body),
+                    content_md5=hashlib.md5(body).hexdigest(),
+                    bucket_name=bucket,
+                    name=f"file{handle_id}.bin",
+                    key=key,
+                    storage_location_id=1 if bucket == self.settings.default_bucket else None,
+                    is_preview=False,
+                    status=status,
+                )
+            )
+        return handle_id
+
+    def handle(self, handle_id: int):
+        with self.repository.connect() as conn:
+            return conn.execute(select(files).where(files.c.id == handle_id)).one()
+
+    def read(self, bucket: str, key: str) -> bytes:
+        return self.s3.get_object(Bucket=bucket, Key=key)["Body"].read()
+
+    def storage_class(self, bucket: str, key: str) -> str:
+        return self.s3.head_object(Bucket=bucket, Key=key).get("StorageClass", "STANDARD")
+
+    def context(self, run_id: str = "run-1", **overrides: Any) -> MoveContext:
+        values: dict[str, Any] = dict(
+            repository=self.repository,
+            other_repositories=(),
+            s3=self.s3,
+            run_id=run_id,
+            project_id=1,
+            target=self.target,
+            managed_buckets=frozenset({self.settings.default_bucket, TARGET_BUCKET}),
+            copy=CopyOptions(multipart_threshold=5 * 1024**3, part_size=512 * 1024**2),
+            archive_storage_class="GLACIER",
+            concurrency=8,
+        )
+        values.update(overrides)
+        return MoveContext(**values)
+
+
+@pytest.fixture
+def world(settings: Settings) -> World:
+    bootstrap(settings)
+    s3 = s3_client(settings, max_pool_connections=16)
+    for bucket in (settings.default_bucket, TARGET_BUCKET, EXTERNAL_BUCKET):
+        s3.create_bucket(Bucket=bucket)
+    repository = engine_for(settings.repository_url)
+    with repository.begin() as conn:
+        location = conn.execute(
+            insert(storage_location)
+            .values(bucket=TARGET_BUCKET, upload_type="S3", created_on=utcnow())
+            .returning(storage_location.c.id)
+        ).scalar_one()
+    return World(settings, repository, s3, Target(TARGET_BUCKET, location), itertools.count(1000))
