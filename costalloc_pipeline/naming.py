@@ -1,0 +1,93 @@
+"""Pure rules for what callers type: cost allocation names, entity ids, and the bucket names derived from them."""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import re
+
+from costalloc_pipeline.errors import BadRequest
+
+MAX_NAME_LENGTH = 64  # cost_allocation.name is VARCHAR(64)
+MAX_BUCKET_LENGTH = 63
+# Synapse ids are BIGINT; anything larger cannot be a stored entity.
+MAX_ENTITY_ID = 2**63 - 1
+ENTITY_PREFIX = "syn"
+
+_NAME = re.compile(r"[a-z0-9._-]+")
+# The digit cap only keeps int() cheap; the range check below is the real bound.
+_ENTITY_ID = re.compile(r"(?:syn)?([0-9]{1,40})", re.IGNORECASE)
+_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+_NOT_BUCKET_CHARS = re.compile(r"[^a-z0-9]+")
+# 12 hex digits = 48 bits: a clash between two of a stack's names is beyond any realistic count, and
+# the unique bucket column would still refuse it rather than let two allocations share a bucket.
+_HASH_LENGTH = 12
+_STACK_PART_MAX = 20
+_INFIX = "ca"
+
+
+def normalise_name(raw: object) -> str:
+    """The stored form of a cost allocation name: trimmed, lower-cased, validated."""
+    if not isinstance(raw, str):
+        raise BadRequest("name must be a string")
+    name = raw.strip().lower()
+    if not name:
+        raise BadRequest("name must not be empty")
+    if len(name) > MAX_NAME_LENGTH:
+        raise BadRequest(f"name must be at most {MAX_NAME_LENGTH} characters, got {len(name)}")
+    if not _NAME.fullmatch(name):
+        raise BadRequest(f"name {raw.strip()!r} may contain only letters a-z, digits 0-9, '-', '.' and '_'")
+    return name
+
+
+def parse_entity_id(raw: str) -> int:
+    """`syn123` or `123` -> 123; anything that cannot be a stored entity id is a 400."""
+    match = _ENTITY_ID.fullmatch(raw.strip())
+    if match is None:
+        raise BadRequest(f"entity id {raw!r} is not of the form syn123 or 123")
+    entity_id = int(match.group(1))
+    if not 0 < entity_id <= MAX_ENTITY_ID:
+        raise BadRequest(f"entity id {raw!r} is out of range")
+    return entity_id
+
+
+def format_entity_id(entity_id: int) -> str:
+    return f"{ENTITY_PREFIX}{entity_id}"
+
+
+def _bucket_part(text: str) -> str:
+    # '.' and '_' both become '-': dots in bucket names break virtual-host TLS, '_' is not allowed.
+    return _NOT_BUCKET_CHARS.sub("-", text.lower()).strip("-")
+
+
+def is_valid_bucket_name(bucket: str) -> bool:
+    """S3's general purpose bucket naming rules."""
+    if not _BUCKET.fullmatch(bucket) or ".." in bucket or ".-" in bucket or "-." in bucket:
+        return False
+    try:
+        ipaddress.IPv4Address(bucket)
+        return False
+    except ValueError:
+        pass
+    reserved_prefixes = ("xn--", "sthree-", "amzn-s3-demo-")
+    reserved_suffixes = ("-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3")
+    return not bucket.startswith(reserved_prefixes) and not bucket.endswith(reserved_suffixes)
+
+
+def bucket_name_for(stack: str, name: str) -> str:
+    """`<stack>-ca-<readable name>-<hash of the exact name>`, a valid S3 bucket name.
+
+    The readable part may be shared by distinct names (`a_b`, `a-b`, `a.b`); the hash of the exact
+    normalised name keeps their buckets apart, and is stable across releases and hosts.
+    """
+    stack_part = _bucket_part(stack)[:_STACK_PART_MAX].strip("-")
+    if not stack_part:
+        raise ValueError(f"stack {stack!r} has no letter or digit to prefix bucket names with")
+    digest = hashlib.sha256(name.encode("utf-8")).hexdigest()[:_HASH_LENGTH]
+    room = MAX_BUCKET_LENGTH - len(stack_part) - len(_INFIX) - len(digest) - 3
+    readable = _bucket_part(name)[:room].strip("-")
+    parts = [stack_part, _INFIX, readable, digest] if readable else [stack_part, _INFIX, digest]
+    bucket = "-".join(parts)
+    if not is_valid_bucket_name(bucket):
+        raise ValueError(f"stack {stack!r} yields the invalid bucket name {bucket!r}")
+    return bucket
