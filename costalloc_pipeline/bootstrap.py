@@ -6,8 +6,10 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, insert, select, text
 
+from costalloc_pipeline.buckets import DEFAULT_BUCKET_TAG_VALUE, provision_bucket
 from costalloc_pipeline.config import Settings
 from costalloc_pipeline.db import engine_for, utcnow
+from costalloc_pipeline.s3 import s3_client
 from costalloc_pipeline.schema.migrate import upgrade_all
 from costalloc_pipeline.schema.repository import (
     COST_ALLOCATION_TEAM,
@@ -54,8 +56,12 @@ def add_team_member(conn: Connection, principal_id: int) -> None:
 
 
 def bootstrap(settings: Settings) -> BootstrapResult:
-    """Idempotent: migrates, then creates whatever of the bootstrap rows is missing."""
+    """Idempotent: migrates, provisions the default bucket, then creates whatever of the bootstrap
+    rows is missing."""
     upgrade_all(settings.repository_url, settings.replica_url)
+    # Before any row: the default bucket needs the same archive lifecycle as every managed bucket,
+    # and a refusal from S3 leaves the stack uninitialised rather than half set up.
+    provision_bucket(s3_client(settings), settings.default_bucket, DEFAULT_BUCKET_TAG_VALUE, settings)
     with engine_for(settings.repository_url).begin() as conn:
         if conn.execute(select(storage_location.c.id).where(storage_location.c.id == DEFAULT_STORAGE_LOCATION_ID)).first() is None:
             conn.execute(

@@ -123,11 +123,17 @@ def settings(database_url: str, s3_endpoint: str, tmp_path) -> Settings:
 
 # --- service fixtures ---
 
-from fastapi.testclient import TestClient  # noqa: E402 - this section's own imports
+import json  # noqa: E402 - this section's own imports
+from collections.abc import Callable  # noqa: E402
+from typing import Any  # noqa: E402
+
+import boto3  # noqa: E402
+from fastapi.testclient import TestClient  # noqa: E402
 
 from costalloc_pipeline.api import create_app  # noqa: E402
 from costalloc_pipeline.bootstrap import bootstrap  # noqa: E402
 from costalloc_pipeline.db import engine_for, new_etag, utcnow  # noqa: E402
+from costalloc_pipeline.s3 import client_config, local_credentials  # noqa: E402
 from costalloc_pipeline.schema.repository import NodeType, node  # noqa: E402
 
 
@@ -186,3 +192,57 @@ def api(settings: Settings, admin_token: str) -> Iterator[TestClient]:
         create_app(settings), raise_server_exceptions=False, headers={"Authorization": f"Bearer {admin_token}"}
     ) as client:
         yield client
+
+
+def _moto_auth(endpoint: str, free_actions: str) -> None:
+    # moto checks IAM policies once its count of unauthenticated actions is used up ("inf": never).
+    request = urllib.request.Request(
+        f"{endpoint}/moto-api/reset-auth", data=free_actions.encode(), method="POST", headers={"Content-Type": "text/plain"}
+    )
+    urllib.request.urlopen(request, timeout=30).close()
+
+
+@pytest.fixture
+def s3_denied_lifecycle(s3_endpoint: str) -> Iterator[Any]:
+    """An S3 client of an IAM user that may create, configure and delete buckets but not set their
+    lifecycle, with moto enforcing IAM: provisioning fails after CreateBucket, for real."""
+    iam = boto3.client("iam", endpoint_url=s3_endpoint, region_name="us-east-1", **local_credentials(s3_endpoint))
+    iam.create_user(UserName="provisioner")
+    allowed = [
+        "s3:CreateBucket",
+        "s3:DeleteBucket",
+        "s3:ListAllMyBuckets",
+        "s3:PutBucketPublicAccessBlock",
+        "s3:PutEncryptionConfiguration",
+        "s3:PutBucketTagging",
+    ]
+    policy = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": allowed, "Resource": "*"}]}
+    iam.put_user_policy(UserName="provisioner", PolicyName="no-lifecycle", PolicyDocument=json.dumps(policy))
+    key = iam.create_access_key(UserName="provisioner")["AccessKey"]
+    client = boto3.client(
+        "s3",
+        endpoint_url=s3_endpoint,
+        region_name="us-east-1",
+        aws_access_key_id=key["AccessKeyId"],
+        aws_secret_access_key=key["SecretAccessKey"],
+        config=client_config(),
+    )
+    _moto_auth(s3_endpoint, "0")
+    try:
+        yield client
+    finally:
+        _moto_auth(s3_endpoint, "inf")
+
+
+@pytest.fixture
+def bucket_of_another_account(s3_endpoint: str) -> Callable[[str], None]:
+    """Creates a bucket as another AWS account (moto's account header): that name is taken for us."""
+    client = boto3.client("s3", endpoint_url=s3_endpoint, region_name="us-east-1", **local_credentials(s3_endpoint))
+    client.meta.events.register(
+        "before-sign.s3.*", lambda request, **_: request.headers.__setitem__("x-moto-account-id", "111111111111")
+    )
+
+    def create(bucket: str) -> None:
+        client.create_bucket(Bucket=bucket)
+
+    return create
