@@ -416,14 +416,16 @@ def assign(
                 created = allocation_id is None
                 if allocation_id is None:
                     allocation_id = _insert_allocation(conn, name, bucket, caller)
+                    # Raises on failure, which rolls back the rows above. A bucket left by a failure
+                    # after this point (or by a commit that may have happened after all) is ours
+                    # and empty: the retry or the next POST re-provisions it in place.
+                    provision_bucket(s3, bucket, name, settings)
+                # The change row comes last, just before the commit: the sensor follows the log by
+                # id, and an id taken early would become visible after later ones.
                 current = _association(conn, project_id)
                 change = plan_assign(current, allocation_id)
                 if change is not None:
                     _apply(conn, project_id, current, change, caller.principal_id)
-                if created:
-                    # Raises on failure, which rolls back the rows above. Should the commit itself
-                    # fail, the bucket stays: it may have committed after all, and a retry reuses it.
-                    provision_bucket(s3, bucket, name, settings)
                 return AssignResult(_load_allocation(conn, allocation_id), created)
         except (IntegrityError, _ConcurrentChange):
             continue
