@@ -546,7 +546,8 @@ class SeedReport:
 
 
 def external_bucket_name(settings: Settings) -> str:
-    return f"{settings.stack}.costalloc.seed-external"
+    # Shaped like the default bucket's name, without dots (they break virtual-host TLS).
+    return f"{settings.stack}-costalloc-seed-external"
 
 
 def seed_repository(settings: Settings, spec: SeedSpec) -> SeedReport:

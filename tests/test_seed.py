@@ -339,7 +339,7 @@ def stack_env(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Settings:
 def test_command_seeds_and_prints_a_summary(stack_env: Settings, capsys: pytest.CaptureFixture[str]) -> None:
     assert costalloc("seed", "--projects", "2", "--files-per-project", "10", "--versions", "3", "--max-size", "100") == 0
     out = capsys.readouterr().out
-    assert "projects created: 2 (1, 14)" in out
+    assert "projects created: 2 (syn1, syn14)" in out
     assert "admin token (shown once)" in out
     nodes = _rows(stack_env, node)
     assert sum(row["node_type"] == NodeType.FILE.value for row in nodes) == 20

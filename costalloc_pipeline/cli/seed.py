@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from costalloc_pipeline.errors import BadRequest
+from costalloc_pipeline.naming import format_entity_id
 from costalloc_pipeline.runtime import resolve_settings
 from costalloc_pipeline.seed import SeedReport, SeedSpec, seed_repository
 
@@ -41,7 +42,7 @@ def spec_from_args(args: argparse.Namespace) -> SeedSpec:
 
 def summary(report: SeedReport) -> list[str]:
     lines = [
-        f"projects created: {len(report.project_ids)} ({', '.join(str(pid) for pid in report.project_ids)})",
+        f"projects created: {len(report.project_ids)} ({', '.join(map(format_entity_id, report.project_ids))})",
         f"entities: {report.nodes} ({report.folders} folders, {report.file_entities} files, "
         f"{report.revisions} versions)",
         f"file handles: {report.handles} ({len(report.preview_handle_ids)} previews, "
