@@ -524,6 +524,9 @@ class RepositoryPlan:
 
 @dataclass(frozen=True)
 class SeedReport:
+    """What one seed added. `objects`/`object_bytes` count distinct uploads (0 with no objects);
+    the id tuples name the special cases so tests and the demo can find them."""
+
     project_ids: tuple[int, ...]
     nodes: int
     folders: int
