@@ -1,0 +1,61 @@
+"""The storage report: files and bytes per cost allocation bucket, from the live repository."""
+
+import dagster as dg
+import pytest
+from sqlalchemy import update
+
+from costalloc_pipeline.assets.storage_report import bucket_usage, cost_allocation_storage
+from costalloc_pipeline.config import Settings
+from costalloc_pipeline.db import engine_for
+from costalloc_pipeline.resources.databases import Database
+from costalloc_pipeline.schema.repository import FileStatus, files
+from helpers.repository_builder import Scenario, bootstrapped_builder, build_scenario
+
+
+@pytest.fixture
+def scenario(settings: Settings) -> Scenario:
+    return build_scenario(bootstrapped_builder(settings))
+
+
+def test_report_counts_available_handles_per_managed_bucket(settings, scenario):
+    # An UNLINKED handle is no longer billed to anyone the report can name.
+    with engine_for(settings.repository_url).begin() as conn:
+        conn.execute(update(files).where(files.c.id == scenario.handles["placed"]).values(status=FileStatus.UNLINKED.value))
+    builder = bootstrapped_builder(settings)
+    builder.allocation("unused", "test-ca-unused")
+
+    result = dg.materialize(
+        [cost_allocation_storage],
+        instance=dg.DagsterInstance.ephemeral(),
+        resources={"repository": Database(url=settings.repository_url)},
+    )
+
+    assert result.success
+    [materialization] = result.asset_materializations_for_node("cost_allocation_storage")
+    metadata = {key: value.value for key, value in materialization.metadata.items() if key != "buckets"}
+    # Default bucket: 8 handles of 100 bytes, 3 previews of 10, one of 4000 (external ones excluded).
+    assert metadata == {
+        "default_bucket_files": 12,
+        "default_bucket_bytes": 8 * 100 + 3 * 10 + 4000,
+        "allocated_files": 2,
+        "allocated_bytes": 700 + 300,
+        "total_files": 14,
+        "total_bytes": 4830 + 1000,
+        "files:alpha": 1,
+        "bytes:alpha": 700,
+        "files:beta": 1,
+        "bytes:beta": 300,
+        "files:unused": 0,
+        "bytes:unused": 0,
+    }
+    table = materialization.metadata["buckets"].value
+    assert [record.data["cost_allocation"] for record in table.records] == ["(default bucket)", "alpha", "beta", "unused"]
+    assert [record.data["active_projects"] for record in table.records] == [0, 2, 1, 0]
+
+
+def test_usage_of_an_empty_repository_is_all_zero(settings):
+    bootstrapped_builder(settings)
+
+    [default] = bucket_usage(engine_for(settings.repository_url))
+
+    assert (default.cost_allocation, default.bucket, default.files, default.bytes) == (None, "test-costalloc-default", 0, 0)
