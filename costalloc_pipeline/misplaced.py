@@ -15,7 +15,20 @@ from dataclasses import dataclass
 import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
-from sqlalchemy import ColumnElement, CompoundSelect, Connection, Engine, Select, exists, false, select, true, union, union_all
+from sqlalchemy import (
+    ColumnElement,
+    CompoundSelect,
+    Connection,
+    Engine,
+    FromClause,
+    Select,
+    exists,
+    false,
+    select,
+    true,
+    union,
+    union_all,
+)
 
 from costalloc_pipeline.errors import NotFound
 from costalloc_pipeline.schema.replica import entity_replication, file_replication
@@ -139,7 +152,7 @@ def out_of_place_query(project_id: int, target_bucket: str, managed_buckets: Col
     )
     previews = file_replication
 
-    def misplaced(handles) -> tuple[ColumnElement[bool], ...]:
+    def misplaced(handles: FromClause) -> tuple[ColumnElement[bool], ...]:
         return (
             handles.c.metadata_type == MetadataType.S3.value,
             handles.c.bucket_name.in_(sorted(managed_buckets)),
@@ -288,12 +301,9 @@ def split_conflicts(
         .merge(disagreeing, on="file_handle_id")
         .sort_values(["file_handle_id", "other_project_id"], ignore_index=True)
     )
-    return OutOfPlace(
-        project_id=project_id,
-        target_bucket=target,
-        to_move=misplaced.loc[~conflicting].reset_index(drop=True),
-        conflicts=conflicts[CONFLICT_COLUMNS],
-    )
+    # Filtering copies the frame: with a million rows and usually no conflict, skip it.
+    to_move = misplaced.loc[~conflicting].reset_index(drop=True) if conflicting.any() else misplaced
+    return OutOfPlace(project_id=project_id, target_bucket=target, to_move=to_move, conflicts=conflicts[CONFLICT_COLUMNS])
 
 
 def find_out_of_place(replica: Engine | Connection, project_id: int, placement: Placement) -> OutOfPlace:

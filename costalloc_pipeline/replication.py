@@ -206,7 +206,7 @@ def _totals(conn: Connection, replication: _Replication) -> tuple[int, int | Non
     return int(conn.execute(select(func.count()).select_from(table)).scalar_one()), None
 
 
-def refresh(
+def _refresh(
     repository: Engine, replica: Engine, replication: _Replication, full_refresh: bool = False
 ) -> ReplicationResult:
     """Brings one replica table up to date with the repository, in one replica transaction."""
@@ -256,8 +256,8 @@ def refresh(
 
 
 def refresh_entity_replication(repository: Engine, replica: Engine, full_refresh: bool = False) -> ReplicationResult:
-    return refresh(repository, replica, ENTITY_REPLICATION, full_refresh)
+    return _refresh(repository, replica, ENTITY_REPLICATION, full_refresh)
 
 
 def refresh_file_replication(repository: Engine, replica: Engine, full_refresh: bool = False) -> ReplicationResult:
-    return refresh(repository, replica, FILE_REPLICATION, full_refresh)
+    return _refresh(repository, replica, FILE_REPLICATION, full_refresh)
