@@ -1,0 +1,199 @@
+"""A repository for the fault and audit tests: projects assigned through the service (so their
+buckets are provisioned as in production), handles and their objects in moto's S3, the mover's
+context built as the relocation asset builds it, and a way to run the mover in a child process
+that dies."""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import subprocess
+import sys
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, insert, select
+
+from costalloc_pipeline import service
+from costalloc_pipeline.audit import Violations, audit
+from costalloc_pipeline.auth import admin_caller
+from costalloc_pipeline.bootstrap import bootstrap
+from costalloc_pipeline.config import Settings
+from costalloc_pipeline.db import engine_for, new_etag, utcnow
+from costalloc_pipeline.mover.bundle import MoveContext
+from costalloc_pipeline.mover.copier import CopyOptions
+from costalloc_pipeline.s3 import make_s3_client
+from costalloc_pipeline.schema.repository import FileStatus, MetadataType, files, move_ledger
+
+from .worker import build_context
+
+WORKER = Path(__file__).with_name("worker.py")
+NO_MULTIPART = CopyOptions(multipart_threshold=5 * 1024**3, part_size=512 * 1024**2)
+# moto's server in these tests accepts parts of 256 bytes and more.
+SMALL_PARTS = CopyOptions(multipart_threshold=1024, part_size=512)
+
+
+def md5(body: bytes) -> str:
+    return hashlib.md5(body).hexdigest()
+
+
+class CopyCounter:
+    """Counts a client's CopyObject calls: into a target bucket, and archive copies (onto themselves)."""
+
+    def __init__(self, s3: Any) -> None:
+        self.counts: Counter = Counter()
+        s3.meta.events.register("provide-client-params.s3.CopyObject", self._note)
+        s3.meta.events.register("provide-client-params.s3.UploadPartCopy", self._note_part)
+
+    def _note(self, params: dict, **_: Any) -> None:
+        source = params["CopySource"]
+        archive = (source["Bucket"], source["Key"]) == (params["Bucket"], params["Key"])
+        self.counts["archive" if archive else "target"] += 1
+
+    def _note_part(self, params: dict, **_: Any) -> None:
+        self.counts["part"] += 1
+
+    @property
+    def into_target(self) -> int:
+        return self.counts["target"]
+
+    @property
+    def archives(self) -> int:
+        return self.counts["archive"]
+
+
+@dataclass
+class Repo:
+    settings: Settings
+    engine: Engine
+    # Straight to moto's server: the tests' own view of S3, never faulted.
+    s3: Any
+    entities: Any
+    ids: itertools.count
+
+    def project(self, project_id: int, allocation: str | None = None) -> str:
+        """A project, assigned to `allocation` when given; returns its target bucket."""
+        self.entities.project(project_id)
+        if allocation is not None:
+            with self.engine.connect() as conn:
+                caller = admin_caller(conn)
+            service.assign(self.engine, self.s3, self.settings, project_id, allocation, caller)
+        return service.target_bucket_for_project(self.engine, project_id).bucket
+
+    def add_handle(self, body: bytes, bucket: str | None = None, key: str | None = None, upload: bool = True) -> int:
+        handle_id = next(self.ids)
+        bucket = bucket or self.settings.default_bucket
+        key = key or f"7/{new_etag()}/file{handle_id}.bin"
+        if upload:
+            self.s3.put_object(Bucket=bucket, Key=key, Body=body)
+        now = utcnow()
+        with self.engine.begin() as conn:
+            conn.execute(
+                insert(files).values(
+                    id=handle_id,
+                    etag=new_etag(),
+                    created_on=now,
+                    created_by=1,
+                    updated_on=now,
+                    metadata_type=MetadataType.S3.value,
+                    content_type="application/octet-stream",
+                    content_size=len(body),
+                    content_md5=md5(body),
+                    bucket_name=bucket,
+                    name=f"file{handle_id}.bin",
+                    key=key,
+                    storage_location_id=1,
+                    is_preview=False,
+                    status=FileStatus.AVAILABLE.value,
+                )
+            )
+        return handle_id
+
+    def add_handles(self, count: int, size: int = 300) -> dict[int, bytes]:
+        bodies = [bytes([i % 251]) * 7 + f"handle {i} ".encode() * (size // 10) for i in range(count)]
+        return {self.add_handle(body): body for body in bodies}
+
+    def handle(self, handle_id: int) -> Any:
+        with self.engine.connect() as conn:
+            return conn.execute(select(files).where(files.c.id == handle_id)).one()
+
+    def read(self, handle_id: int) -> bytes:
+        """The bytes a user gets through the handle now."""
+        row = self.handle(handle_id)
+        return self.s3.get_object(Bucket=row.bucket_name, Key=row.key)["Body"].read()
+
+    def storage_class(self, bucket: str, key: str) -> str:
+        return self.s3.head_object(Bucket=bucket, Key=key).get("StorageClass", "STANDARD")
+
+    def assert_intact(self, originals: dict[int, bytes]) -> None:
+        for handle_id, body in originals.items():
+            assert self.read(handle_id) == body, f"handle {handle_id} lost its bytes"
+
+    def client(self, endpoint: str | None = None, max_attempts: int = 8) -> Any:
+        """A mover's S3 client (standard retries, pooled), to moto or through a proxy."""
+        return make_s3_client(endpoint or self.settings.s3_endpoint_url, "us-east-1", 16, max_attempts)
+
+    def context(
+        self,
+        project_id: int,
+        s3: Any | None = None,
+        run_id: str = "run-1",
+        copy: CopyOptions = NO_MULTIPART,
+        concurrency: int = 4,
+        other_repository_urls: tuple[str, ...] = (),
+    ) -> MoveContext:
+        return build_context(
+            self.settings.repository_url,
+            s3 or self.client(),
+            project_id,
+            run_id,
+            copy,
+            concurrency,
+            other_repository_urls,
+        )
+
+    def audit(self) -> Violations:
+        with self.engine.connect() as conn:
+            return audit(conn, self.client(), concurrency=8, retention_days=self.settings.archive_retention_days)
+
+    def ledger_states(self, handle_id: int) -> list[str]:
+        with self.engine.connect() as conn:
+            return list(
+                conn.execute(
+                    select(move_ledger.c.state).where(move_ledger.c.file_handle_id == handle_id).order_by(move_ledger.c.id)
+                ).scalars()
+            )
+
+    def crash(
+        self, project_id: int, handle_ids: list[int], kill_at: str, copy: CopyOptions = NO_MULTIPART
+    ) -> None:
+        crash(self.settings, project_id, handle_ids, kill_at, copy)
+
+
+def crash(
+    settings: Settings, project_id: int, handle_ids: list[int], kill_at: str, copy: CopyOptions = NO_MULTIPART
+) -> None:
+    """Move the bundle in a child process (one copy at a time) that SIGKILLs itself at `kill_at`."""
+    spec = {
+        "repository_url": settings.repository_url,
+        "s3_endpoint": settings.s3_endpoint_url,
+        "project_id": project_id,
+        "run_id": "crashed-run",
+        "handle_ids": handle_ids,
+        "kill_at": kill_at,
+        "multipart_threshold": copy.multipart_threshold,
+        "part_size": copy.part_size,
+        "concurrency": 1,
+    }
+    worker = subprocess.run([sys.executable, str(WORKER), json.dumps(spec)], capture_output=True, text=True, timeout=120)
+    assert worker.returncode == -9, f"the worker was not killed at {kill_at}: {worker.returncode} {worker.stderr}"
+
+
+def make_repo(settings: Settings, entities: Any) -> Repo:
+    """A bootstrapped stack (default bucket provisioned) with no handles yet."""
+    bootstrap(settings)
+    s3 = make_s3_client(settings.s3_endpoint_url, "us-east-1")
+    return Repo(settings, engine_for(settings.repository_url), s3, entities, itertools.count(5000))

@@ -1,0 +1,129 @@
+"""A mover worker in a real child process that SIGKILLs itself at a chosen point of the protocol.
+
+Run as `python worker.py '<json spec>'`. Kill points (`kill_at`):
+- `target-copy:N`: right after the N-th CopyObject into the target bucket answered (the copy exists,
+  the ledger does not know it);
+- `before-repoint`: when the repoint UPDATE is about to run (the ledger says COPIED);
+- `after-repoint`: at the first statement after the repoint's transaction committed (REPOINTED,
+  nothing archived yet);
+- `archive-copy:N`: right after the N-th archive copy answered (part of the bundle archived);
+- `part-copy:N`: right after the N-th UploadPartCopy answered (a multipart copy half done).
+Exits 3 when the kill point is never reached.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import threading
+from typing import Any
+
+from sqlalchemy import Engine, event
+
+from costalloc_pipeline import service
+from costalloc_pipeline.db import engine_for
+from costalloc_pipeline.misplaced import load_placement
+from costalloc_pipeline.mover.bundle import MoveContext, move_bundle
+from costalloc_pipeline.mover.copier import CopyOptions
+from costalloc_pipeline.mover.handles import Target
+from costalloc_pipeline.s3 import make_s3_client
+
+ARCHIVE_STORAGE_CLASS = "GLACIER"
+
+
+def build_context(
+    repository_url: str,
+    s3: Any,
+    project_id: int,
+    run_id: str,
+    copy: CopyOptions,
+    concurrency: int,
+    other_repository_urls: tuple[str, ...] = (),
+) -> MoveContext:
+    """What the relocation asset builds for one project's run, from the live repository."""
+    repository = engine_for(repository_url)
+    target = service.target_bucket_for_project(repository, project_id)
+    return MoveContext(
+        repository=repository,
+        other_repositories=tuple(engine_for(url) for url in other_repository_urls),
+        s3=s3,
+        run_id=run_id,
+        project_id=project_id,
+        target=Target(target.bucket, target.storage_location_id),
+        managed_buckets=load_placement(repository).managed_buckets,
+        copy=copy,
+        archive_storage_class=ARCHIVE_STORAGE_CLASS,
+        concurrency=concurrency,
+    )
+
+
+def die() -> None:
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def kill_after_calls(s3: Any, operation: str, count: int, archive: bool | None = None) -> None:
+    """SIGKILL once `count` calls of `operation` answered; `archive` tells archive copies (onto
+    themselves) from copies into the target bucket."""
+    answered = [0]
+    lock = threading.Lock()
+
+    def note_kind(params: dict, context: dict, **_: Any) -> None:
+        source = params.get("CopySource") or {}
+        context["costalloc_archive"] = (source.get("Bucket"), source.get("Key")) == (params["Bucket"], params["Key"])
+
+    def after_call(context: dict, **_: Any) -> None:
+        if archive is not None and context.get("costalloc_archive") != archive:
+            return
+        with lock:
+            answered[0] += 1
+            if answered[0] >= count:
+                die()
+
+    s3.meta.events.register(f"provide-client-params.s3.{operation}", note_kind)
+    s3.meta.events.register(f"after-call.s3.{operation}", after_call)
+
+
+def kill_around_repoint(engine: Engine, after: bool) -> None:
+    repointed = [False]
+
+    def before_statement(_conn, _cursor, statement: str, *_args: Any) -> None:
+        # The repoint is the one UPDATE of `files` (it starts with the WITH of its VALUES list).
+        if "UPDATE FILES" in statement.upper():
+            if not after:
+                die()
+            repointed[0] = True
+        elif after and repointed[0] and statement.lstrip().upper().startswith("SELECT"):
+            die()
+
+    event.listen(engine, "before_cursor_execute", before_statement)
+
+
+def main(spec: dict[str, Any]) -> int:
+    s3 = make_s3_client(spec["s3_endpoint"], "us-east-1", max_pool_connections=16)
+    ctx = build_context(
+        spec["repository_url"],
+        s3,
+        spec["project_id"],
+        spec["run_id"],
+        CopyOptions(spec["multipart_threshold"], spec["part_size"]),
+        spec["concurrency"],
+    )
+    point, _, count = spec["kill_at"].partition(":")
+    if point == "target-copy":
+        kill_after_calls(s3, "CopyObject", int(count), archive=False)
+    elif point == "archive-copy":
+        kill_after_calls(s3, "CopyObject", int(count), archive=True)
+    elif point == "part-copy":
+        kill_after_calls(s3, "UploadPartCopy", int(count))
+    elif point in ("before-repoint", "after-repoint"):
+        kill_around_repoint(ctx.repository, after=point == "after-repoint")
+    else:
+        raise SystemExit(f"unknown kill point {spec['kill_at']!r}")
+    move_bundle(ctx, spec["handle_ids"])
+    return 3
+
+
+if __name__ == "__main__":
+    sys.exit(main(json.loads(sys.argv[1])))
