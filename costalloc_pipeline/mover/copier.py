@@ -18,6 +18,10 @@ from botocore.exceptions import ClientError
 from costalloc_pipeline.mover.handles import Handle
 
 _READ_CHUNK = 8 * 1024**2
+ARCHIVE_STORAGE_CLASSES = frozenset({"GLACIER", "DEEP_ARCHIVE", "GLACIER_IR"})
+# A live copy carries no tags: above all not the archive tag, which a lifecycle rule expires. An
+# archived object left at the same key by an earlier move must not pass its tags on.
+_NO_TAGS = {"TaggingDirective": "REPLACE", "Tagging": ""}
 
 
 class VerificationFailed(Exception):
@@ -82,7 +86,9 @@ def verify_by_read(s3: Any, handle: Handle, bucket: str) -> str:
 def reusable_copy(s3: Any, handle: Handle, bucket: str, known_etag: str | None) -> str | None:
     """The ETag of an object already at the destination that is this handle's bytes, if any."""
     existing = head(s3, bucket, handle.key)
-    if existing is None:
+    # An archived object at that key (an earlier move away from this bucket) is not readable and
+    # expires: it must be overwritten by a fresh copy, never reused.
+    if existing is None or existing.get("StorageClass", "STANDARD") in ARCHIVE_STORAGE_CLASSES:
         return None
     etag = _unquote(existing["ETag"])
     if handle.size is not None and existing["ContentLength"] != handle.size:
@@ -101,7 +107,11 @@ def copy_object(s3: Any, handle: Handle, target_bucket: str, options: CopyOption
     if _is_plain_md5(handle.md5):
         try:
             response = s3.copy_object(
-                Bucket=target_bucket, Key=handle.key, CopySource=source, CopySourceIfMatch=f'"{handle.md5}"'
+                Bucket=target_bucket,
+                Key=handle.key,
+                CopySource=source,
+                CopySourceIfMatch=f'"{handle.md5}"',
+                **_NO_TAGS,
             )
         except ClientError as error:
             if _error_code(error) not in ("PreconditionFailed", "412"):
@@ -113,7 +123,7 @@ def copy_object(s3: Any, handle: Handle, target_bucket: str, options: CopyOption
             if etag == handle.md5.lower():
                 return etag
             return verify_by_read(s3, handle, target_bucket)
-    s3.copy_object(Bucket=target_bucket, Key=handle.key, CopySource=source)
+    s3.copy_object(Bucket=target_bucket, Key=handle.key, CopySource=source, **_NO_TAGS)
     return verify_by_read(s3, handle, target_bucket)
 
 

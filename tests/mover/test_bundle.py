@@ -7,10 +7,17 @@ import os
 from sqlalchemy import select, update
 
 from costalloc_pipeline.mover.bundle import move_bundle
-from costalloc_pipeline.mover.copier import CopyOptions
+from costalloc_pipeline.mover.copier import CopyOptions, reusable_copy
+from costalloc_pipeline.mover.handles import Target, read_handles
 from costalloc_pipeline.schema.repository import MoveState, files, move_ledger
 
 from .conftest import EXTERNAL_BUCKET, TARGET_BUCKET
+
+
+def read_handles_by_id(world, handle_id: int):
+    with world.repository.connect() as conn:
+        [handle] = read_handles(conn, [handle_id])
+    return handle
 
 
 def ledger_states(world, handle_id: int) -> list[str]:
@@ -146,3 +153,28 @@ def test_two_requests_per_moved_file(world):
     move_bundle(world.context(), ids)
     assert sorted(set(requests)) == ["CopyObject"]
     assert len(requests) == 2 * len(ids)
+
+
+def test_a_round_trip_leaves_no_archive_tag_on_live_objects(world):
+    """Moving back overwrites the archived object at the old key: the live copy must not keep its
+    expiry tag nor its archive class (I1), whatever the S3 implementation does with old tags."""
+    ids = [world.add_handle(os.urandom(50)) for _ in range(3)]
+    move_bundle(world.context(), ids)
+    home = world.context(run_id="back", target=Target(world.settings.default_bucket, 1))
+    result = move_bundle(home, ids)
+    assert result.moved_files == 3
+    for hid in ids:
+        handle = world.handle(hid)
+        assert handle.bucket_name == world.settings.default_bucket
+        assert world.storage_class(handle.bucket_name, handle.key) == "STANDARD"
+        assert world.s3.get_object_tagging(Bucket=handle.bucket_name, Key=handle.key)["TagSet"] == []
+        assert world.storage_class(TARGET_BUCKET, handle.key) == "GLACIER"
+
+
+def test_an_archived_object_is_never_reused_as_a_copy(world):
+    hid = world.add_handle(b"archived twin")
+    key = world.handle(hid).key
+    world.s3.copy_object(
+        Bucket=TARGET_BUCKET, Key=key, CopySource={"Bucket": world.settings.default_bucket, "Key": key}, StorageClass="GLACIER"
+    )
+    assert reusable_copy(world.s3, read_handles_by_id(world, hid), TARGET_BUCKET, known_etag=None) is None
