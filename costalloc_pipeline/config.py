@@ -10,6 +10,7 @@ DEFAULT_DATA_DIR = "data"
 DEFAULT_STACK = "dev"
 DEFAULT_MULTIPART_THRESHOLD = 5 * 1024**3
 DEFAULT_PART_SIZE = 512 * 1024**2
+REAL_S3 = "aws"
 
 
 def _int(name: str, default: int) -> int:
@@ -20,6 +21,10 @@ def _int(name: str, default: int) -> int:
         return int(raw)
     except ValueError:
         raise SystemExit(f"costalloc: {name} must be an integer, got {raw!r}") from None
+
+
+def _endpoint(raw: str | None) -> str | None:
+    return None if not raw or raw == REAL_S3 else raw
 
 
 def _list(name: str) -> tuple[str, ...]:
@@ -38,6 +43,8 @@ class Settings:
     repository_url: str = ""
     replica_url: str = ""
     s3_endpoint_url: str | None = None
+    # COSTALLOC_S3_ENDPOINT_URL=aws: AWS's own endpoints and credentials chain, no embedded server.
+    real_s3: bool = False
     s3_region: str = "us-east-1"
     stack: str = DEFAULT_STACK
     default_bucket: str = ""
@@ -69,7 +76,8 @@ class Settings:
             data_dir=Path(env("COSTALLOC_DATA_DIR", DEFAULT_DATA_DIR)),
             repository_url=env("COSTALLOC_REPOSITORY_URL", ""),
             replica_url=env("COSTALLOC_REPLICA_URL", ""),
-            s3_endpoint_url=env("COSTALLOC_S3_ENDPOINT_URL") or None,
+            s3_endpoint_url=_endpoint(env("COSTALLOC_S3_ENDPOINT_URL")),
+            real_s3=env("COSTALLOC_S3_ENDPOINT_URL") == REAL_S3,
             s3_region=env("COSTALLOC_S3_REGION", "us-east-1"),
             stack=env("COSTALLOC_STACK", DEFAULT_STACK),
             default_bucket=env("COSTALLOC_DEFAULT_BUCKET", ""),

@@ -8,6 +8,6 @@ from costalloc_pipeline.embedded import ensure_embedded_s3
 
 def resolve_settings(settings: Settings | None = None) -> Settings:
     settings = settings or Settings.from_env()
-    if settings.s3_endpoint_url is None:
+    if settings.s3_endpoint_url is None and not settings.real_s3:
         settings = settings.with_changes(s3_endpoint_url=ensure_embedded_s3(settings.data_dir))
     return settings
