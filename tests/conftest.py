@@ -246,3 +246,48 @@ def bucket_of_another_account(s3_endpoint: str) -> Callable[[str], None]:
         client.create_bucket(Bucket=bucket)
 
     return create
+
+
+# --- pipeline fixtures ---
+
+from costalloc_pipeline import service as _service  # noqa: E402
+from costalloc_pipeline.auth import admin_caller as _admin_caller  # noqa: E402
+from costalloc_pipeline.seed import SeedReport, SeedSpec, seed_repository  # noqa: E402
+
+
+class Stack:
+    """A seeded repository, a Dagster test instance and the sensor/run loop of the local runner."""
+
+    def __init__(self, settings: Settings, report: SeedReport, runner) -> None:
+        self.settings = settings
+        self.report = report
+        self.runner = runner
+        self.repository = engine_for(settings.repository_url)
+        self.s3 = boto3.client(
+            "s3", endpoint_url=settings.s3_endpoint_url, region_name="us-east-1", config=client_config(),
+            **local_credentials(settings.s3_endpoint_url),
+        )
+
+    def caller(self):
+        with self.repository.connect() as conn:
+            return _admin_caller(conn)
+
+    def assign(self, project_id: int, name: str) -> None:
+        _service.assign(self.repository, self.s3, self.settings, project_id, name, self.caller())
+
+    def unassign(self, project_id: int) -> None:
+        _service.unassign(self.repository, project_id, self.caller())
+
+
+SMALL_REPOSITORY = SeedSpec(projects=3, folders_per_project=2, files_per_folder=6, versions_per_file=2, max_size=2048)
+
+
+@pytest.fixture
+def stack(settings: Settings) -> Iterator[Stack]:
+    import dagster as dg
+
+    from costalloc_pipeline.local_runner import LocalRunner
+
+    report = seed_repository(settings, SMALL_REPOSITORY)
+    with dg.instance_for_test() as instance:
+        yield Stack(settings, report, LocalRunner(settings, instance))

@@ -1,0 +1,24 @@
+"""Jobs: relocate one project (a partition), and the storage report."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from costalloc_pipeline.assets.files_out_of_place import files_out_of_place
+from costalloc_pipeline.assets.relocation import relocation
+from costalloc_pipeline.assets.replication import entity_replication, file_replication
+from costalloc_pipeline.assets.storage_report import cost_allocation_storage
+
+# Refresh the replica, find the project's misplaced files, move them, then check (the check runs
+# with the assets it is attached to).
+relocate_project = dg.define_asset_job(
+    "relocate_project",
+    selection=dg.AssetSelection.assets(entity_replication, file_replication, files_out_of_place, relocation),
+    description="Moves one project's files into its cost allocation bucket (or back to the default bucket).",
+)
+
+report_storage = dg.define_asset_job(
+    "report_storage",
+    selection=dg.AssetSelection.assets(cost_allocation_storage),
+    description="Files and bytes per cost allocation bucket: what the bill will show.",
+)

@@ -1,0 +1,44 @@
+"""The schedule that rescans every associated project, so that nothing is missed."""
+
+from __future__ import annotations
+
+import os
+
+import dagster as dg
+from sqlalchemy import select
+
+from costalloc_pipeline.jobs import relocate_project, report_storage
+from costalloc_pipeline.partitions import projects
+from costalloc_pipeline.resources.databases import Database
+from costalloc_pipeline.schema.repository import cost_allocation_project
+
+RESCAN_CRON = os.environ.get("COSTALLOC_RESCAN_CRON", "0 3 * * *")
+REPORT_CRON = os.environ.get("COSTALLOC_REPORT_CRON", "0 * * * *")
+
+
+@dg.schedule(
+    job=relocate_project,
+    cron_schedule=RESCAN_CRON,
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+    description="Requests a relocation run for every associated project (daily by default).",
+)
+def rescan_projects(context: dg.ScheduleEvaluationContext, repository: Database):
+    with repository.engine.connect() as conn:
+        associated = [str(p) for p in conn.execute(select(cost_allocation_project.c.project_id)).scalars()]
+    # The sensor adds partitions; a project it has not seen yet is picked up by its next tick.
+    known = set(context.instance.get_dynamic_partitions(projects.name))
+    stamp = context.scheduled_execution_time.isoformat() if context.scheduled_execution_time else "now"
+    return [
+        dg.RunRequest(run_key=f"rescan-{project}-{stamp}", partition_key=project)
+        for project in associated
+        if project in known
+    ]
+
+
+report_storage_hourly = dg.ScheduleDefinition(
+    name="report_storage_hourly",
+    job=report_storage,
+    cron_schedule=REPORT_CRON,
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+    description="Plots files and bytes per cost allocation bucket over time.",
+)
