@@ -1,0 +1,47 @@
+"""`make dev`: the Dagster UI and the REST API on the same embedded data (Ctrl-C stops both).
+
+The daemon started by `dagster dev` runs the sensor and the schedules, so a POST to the API is
+picked up and its relocation run launched, as in production.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from costalloc_pipeline.bootstrap import bootstrap
+from costalloc_pipeline.runtime import resolve_settings
+
+ROOT = Path(__file__).resolve().parent.parent
+API_PORT = os.environ.get("COSTALLOC_API_PORT", "8000")
+UI_PORT = os.environ.get("COSTALLOC_UI_PORT", "3000")
+
+
+def main() -> None:
+    settings = resolve_settings()
+    result = bootstrap(settings)
+    if result.admin_token:
+        print(f"admin token (shown once): {result.admin_token}")
+    dagster_home = ROOT / ".dagster_home"
+    dagster_home.mkdir(exist_ok=True)
+    shutil.copy(ROOT / "dagster.yaml", dagster_home / "dagster.yaml")
+    env = {**os.environ, "DAGSTER_HOME": str(dagster_home), "COSTALLOC_S3_ENDPOINT_URL": settings.s3_endpoint_url or "aws"}
+    bin_dir = Path(sys.executable).parent
+    api = subprocess.Popen([bin_dir / "costalloc", "serve", "--port", API_PORT], env=env)
+    print(f"REST API on http://127.0.0.1:{API_PORT}; Dagster UI on http://127.0.0.1:{UI_PORT}", flush=True)
+    try:
+        subprocess.run(
+            [bin_dir / "dagster", "dev", "-w", str(ROOT / "workspace.yaml"), "-p", UI_PORT], env=env, cwd=ROOT
+        )
+    except KeyboardInterrupt:
+        pass
+    finally:
+        api.terminate()
+        api.wait()
+
+
+if __name__ == "__main__":
+    main()
