@@ -78,6 +78,19 @@ class Violations:
     def total(self) -> int:
         return sum(self.counts.values())
 
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "checkedHandles": self.checked_handles,
+            "managedHandles": self.managed_handles,
+            "sampled": self.sampled,
+            "checkedArchives": self.checked_archives,
+            "checkedLedgerRows": self.checked_ledger_rows,
+            "totalViolations": self.total,
+            "violations": {
+                kind: {"count": self.counts[kind], "firstIds": self.found[kind]} for kind in sorted(self.counts)
+            },
+        }
+
 
 @dataclass(frozen=True)
 class AuditedHandle:

@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from costalloc_pipeline.cli import admin, allocations, seed, serve
+from costalloc_pipeline.cli import admin, allocations, resume, seed, serve, verify
 from costalloc_pipeline.errors import CostAllocError
 
 
@@ -16,7 +16,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Cost allocation buckets for a Synapse-like repository. Configuration: COSTALLOC_* variables (see README).",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (admin, serve, allocations, seed):
+    for module in (admin, serve, allocations, seed, verify, resume):
         module.register(commands)
     return parser
 

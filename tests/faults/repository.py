@@ -77,11 +77,13 @@ class Repo:
     def project(self, project_id: int, allocation: str | None = None) -> str:
         """A project, assigned to `allocation` when given; returns its target bucket."""
         self.entities.project(project_id)
-        if allocation is not None:
-            with self.engine.connect() as conn:
-                caller = admin_caller(conn)
-            service.assign(self.engine, self.s3, self.settings, project_id, allocation, caller)
-        return service.target_bucket_for_project(self.engine, project_id).bucket
+        return self.assign(project_id, allocation) if allocation is not None else self.settings.default_bucket
+
+    def assign(self, project_id: int, allocation: str) -> str:
+        """Assign (or re-assign) the project, as the API does; returns its new target bucket."""
+        with self.engine.connect() as conn:
+            caller = admin_caller(conn)
+        return service.assign(self.engine, self.s3, self.settings, project_id, allocation, caller).cost_allocation.bucket
 
     def add_handle(self, body: bytes, bucket: str | None = None, key: str | None = None, upload: bool = True) -> int:
         handle_id = next(self.ids)

@@ -1,0 +1,206 @@
+"""`costalloc resume [PROJECT]`: finish the moves the ledger shows as interrupted, without a Dagster run.
+
+- Repointed but not archived (REPOINTED): the archive step, if no handle here or in another stack
+  still references the source.
+- Started or copied but not repointed (STARTED, COPIED): the move again, toward the project's
+  target bucket; a copy already verified in place is reused, not made again.
+- An interrupted attempt that is no longer wanted (the project's target bucket changed, or the
+  handle is no longer to be moved) is closed as SKIPPED with the reason; the next run moves the
+  handle wherever it now belongs.
+Exit status 0 when nothing is left interrupted, 1 when some moves still failed (run it again).
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Engine, select
+
+from costalloc_pipeline import service
+from costalloc_pipeline.cli.admin import require_initialised
+from costalloc_pipeline.config import Settings
+from costalloc_pipeline.db import engine_for
+from costalloc_pipeline.misplaced import load_placement
+from costalloc_pipeline.mover import ledger
+from costalloc_pipeline.mover.bundle import BundleResult, MoveContext, move_bundle
+from costalloc_pipeline.mover.copier import CopyOptions
+from costalloc_pipeline.mover.handles import Target
+from costalloc_pipeline.mover.resume import resume_interrupted
+from costalloc_pipeline.naming import format_entity_id, parse_entity_id
+from costalloc_pipeline.runtime import resolve_settings
+from costalloc_pipeline.s3 import s3_client
+from costalloc_pipeline.schema.repository import MoveState, move_ledger
+
+RUN_ID = "costalloc-resume"
+TARGET_CHANGED = "the project's target bucket changed; the next run moves the handle to {bucket}"
+NOT_TO_MOVE = "the handle is no longer to be moved (already placed, changed or no longer AVAILABLE)"
+
+
+@dataclass(frozen=True)
+class Interrupted:
+    """A ledger row left STARTED or COPIED by a crash."""
+
+    ledger_id: int
+    project_id: int
+    file_handle_id: int
+    target_bucket: str
+
+
+@dataclass
+class ProjectPlan:
+    project_id: int
+    target_bucket: str
+    # Handles whose interrupted move still goes to the project's target bucket: moved again.
+    move_again: list[int] = field(default_factory=list)
+    # Ledger rows closed without moving, with the reason.
+    close: dict[int, str] = field(default_factory=dict)
+
+
+def plan_resume(
+    interrupted: Iterable[Interrupted], projects: Iterable[int], target_of: Callable[[int], str]
+) -> list[ProjectPlan]:
+    """Pure: per project (every project with an interrupted row), what to move again and what to close."""
+    plans = {project_id: ProjectPlan(project_id, target_of(project_id)) for project_id in set(projects)}
+    for row in interrupted:
+        plan = plans.setdefault(row.project_id, ProjectPlan(row.project_id, target_of(row.project_id)))
+        if row.target_bucket == plan.target_bucket:
+            if row.file_handle_id not in plan.move_again:
+                plan.move_again.append(row.file_handle_id)
+        else:
+            plan.close[row.ledger_id] = TARGET_CHANGED.format(bucket=plan.target_bucket)
+    return [plans[project_id] for project_id in sorted(plans)]
+
+
+def _interrupted(repository: Engine, project_id: int | None) -> tuple[list[Interrupted], set[int]]:
+    """STARTED/COPIED rows, and the projects that have REPOINTED rows."""
+    unfinished = select(
+        move_ledger.c.id, move_ledger.c.project_id, move_ledger.c.file_handle_id, move_ledger.c.target_bucket
+    ).where(move_ledger.c.state.in_(ledger.UNFINISHED))
+    repointed = select(move_ledger.c.project_id).where(move_ledger.c.state == MoveState.REPOINTED.value).distinct()
+    if project_id is not None:
+        unfinished = unfinished.where(move_ledger.c.project_id == project_id)
+        repointed = repointed.where(move_ledger.c.project_id == project_id)
+    with repository.connect() as conn:
+        rows = [Interrupted(*row) for row in conn.execute(unfinished.order_by(move_ledger.c.id))]
+        projects = set(conn.execute(repointed).scalars())
+    return rows, projects
+
+
+def move_context(settings: Settings, repository: Engine, s3: Any, project_id: int) -> MoveContext:
+    """What a relocation run of the project would use, from the live repository."""
+    target = service.target_bucket_for_project(repository, project_id)
+    return MoveContext(
+        repository=repository,
+        other_repositories=tuple(engine_for(url) for url in settings.other_repository_urls),
+        s3=s3,
+        run_id=RUN_ID,
+        project_id=project_id,
+        target=Target(target.bucket, target.storage_location_id),
+        managed_buckets=load_placement(repository).managed_buckets,
+        copy=CopyOptions(settings.multipart_threshold, settings.multipart_part_size),
+        archive_storage_class=settings.archive_storage_class,
+        concurrency=settings.copy_concurrency,
+    )
+
+
+def _close(repository: Engine, reasons: dict[int, str]) -> None:
+    with repository.begin() as conn:
+        ledger.record(conn, MoveState.SKIPPED, {ledger_id: {"error": reason} for ledger_id, reason in reasons.items()})
+
+
+def _still_unfinished(repository: Engine, ledger_ids: Sequence[int]) -> list[int]:
+    with repository.connect() as conn:
+        return list(
+            conn.execute(
+                select(move_ledger.c.id).where(move_ledger.c.id.in_(ledger_ids), move_ledger.c.state.in_(ledger.UNFINISHED))
+            ).scalars()
+        )
+
+
+@dataclass(frozen=True)
+class ProjectOutcome:
+    project_id: int
+    archived: BundleResult
+    moved: BundleResult
+    closed: int
+
+
+def resume_project(ctx: MoveContext, plan: ProjectPlan, interrupted: Sequence[Interrupted]) -> ProjectOutcome:
+    archived = resume_interrupted(ctx, plan.project_id)
+    moved = move_bundle(ctx, plan.move_again) if plan.move_again else BundleResult()
+    # A move that went again superseded its interrupted row; a row still open was not moved again.
+    retried = [row.ledger_id for row in interrupted if row.file_handle_id in plan.move_again]
+    close = {**plan.close, **{ledger_id: NOT_TO_MOVE for ledger_id in _still_unfinished(ctx.repository, retried)}}
+    _close(ctx.repository, close)
+    return ProjectOutcome(plan.project_id, archived, moved, len(close))
+
+
+def resume(settings: Settings, s3: Any, project_id: int | None) -> list[ProjectOutcome]:
+    """Finish every interrupted move (of one project, or of all)."""
+    repository = engine_for(settings.repository_url)
+    interrupted, repointed_projects = _interrupted(repository, project_id)
+    plans = plan_resume(
+        interrupted, repointed_projects, lambda p: service.target_bucket_for_project(repository, p).bucket
+    )
+    return [
+        resume_project(
+            move_context(settings, repository, s3, plan.project_id),
+            plan,
+            [row for row in interrupted if row.project_id == plan.project_id],
+        )
+        for plan in plans
+    ]
+
+
+def outcome_line(outcome: ProjectOutcome) -> str:
+    archived, moved = outcome.archived, outcome.moved
+    line = (
+        f"{format_entity_id(outcome.project_id)}: archived {archived.archived_objects} sources "
+        f"({archived.sources_still_referenced} still referenced, kept), moved {moved.moved_files} files "
+        f"({moved.reused_copies} verified copies reused), closed {outcome.closed} stale ledger rows"
+    )
+    if moved.failed:
+        line += f", {len(moved.failed)} failed (first: {', '.join(map(str, list(moved.failed)[:10]))})"
+    return line
+
+
+def _left_interrupted(repository: Engine, project_id: int | None) -> set[int]:
+    unfinished, repointed_projects = _interrupted(repository, project_id)
+    return {row.project_id for row in unfinished} | repointed_projects
+
+
+def run_resume(args: argparse.Namespace) -> int:
+    project_id = parse_entity_id(args.project) if args.project is not None else None
+    settings = resolve_settings()
+    require_initialised(settings)
+    s3 = s3_client(settings, max_pool_connections=2 * settings.copy_concurrency)
+    outcomes = resume(settings, s3, project_id)
+    if not outcomes:
+        print("no interrupted moves")
+        return 0
+    for outcome in outcomes:
+        print(outcome_line(outcome))
+    left = _left_interrupted(engine_for(settings.repository_url), project_id)
+    failed = sum(len(outcome.moved.failed) for outcome in outcomes)
+    if left:
+        print(f"still interrupted (S3 refused): {', '.join(map(format_entity_id, sorted(left)))}; run it again")
+    if failed:
+        print(f"{failed} moves failed; their ledger rows say why, and the next relocation run tries them again")
+    return 1 if left or failed else 0
+
+
+def register(commands: argparse._SubParsersAction) -> None:
+    command = commands.add_parser(
+        "resume",
+        help="finish moves a crash left half-done (all projects, or PROJECT)",
+        description=(
+            "Archives the sources of moves left repointed but not archived, moves again the handles of "
+            "moves left copied but not repointed (reusing the verified copies), and closes interrupted "
+            "moves that are no longer wanted. Exits 1 when some moves are still not finished."
+        ),
+    )
+    command.add_argument("project", metavar="PROJECT", nargs="?", default=None, help="project id, syn123 or 123")
+    command.set_defaults(handler=run_resume)
