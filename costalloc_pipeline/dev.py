@@ -28,13 +28,18 @@ def main() -> None:
     dagster_home = ROOT / ".dagster_home"
     dagster_home.mkdir(exist_ok=True)
     shutil.copy(ROOT / "dagster.yaml", dagster_home / "dagster.yaml")
-    env = {**os.environ, "DAGSTER_HOME": str(dagster_home), "COSTALLOC_S3_ENDPOINT_URL": settings.s3_endpoint_url or "aws"}
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(dagster_home),
+        "COSTALLOC_DATA_DIR": str(settings.data_dir.resolve()),
+        "COSTALLOC_S3_ENDPOINT_URL": settings.s3_endpoint_url or "aws",
+    }
     bin_dir = Path(sys.executable).parent
     api = subprocess.Popen([bin_dir / "costalloc", "serve", "--port", API_PORT], env=env)
     print(f"REST API on http://127.0.0.1:{API_PORT}; Dagster UI on http://127.0.0.1:{UI_PORT}", flush=True)
     try:
         subprocess.run(
-            [bin_dir / "dagster", "dev", "-w", str(ROOT / "workspace.yaml"), "-p", UI_PORT], env=env, cwd=ROOT
+            [bin_dir / "dagster", "dev", "-w", str(ROOT / "workspace.yaml"), "-p", UI_PORT], env=env, cwd=dagster_home
         )
     except KeyboardInterrupt:
         pass

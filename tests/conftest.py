@@ -83,18 +83,24 @@ def sqlite_template(tmp_path_factory) -> Path:
     return path
 
 
-def _postgres_database(template: str) -> Iterator[str]:
+def _postgres_database(template: str | None) -> Iterator[str]:
     admin = _postgres_admin()
     name = f"costalloc_t_{_worker}_{os.getpid()}_{next(_counter)}"
     with admin.connect() as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-        conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{template}"'))
+        conn.execute(text(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else "")))
     url = make_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
     yield url
     dispose_engine(url)
     with admin.connect() as conn:
         conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     admin.dispose()
+
+
+@pytest.fixture
+def empty_postgres_url() -> Iterator[str]:
+    """A new PostgreSQL database with no schema at all (for Dagster's own storage, say)."""
+    yield from _postgres_database(None)
 
 
 @pytest.fixture(params=BACKENDS)
@@ -267,6 +273,12 @@ class Stack:
             "s3", endpoint_url=settings.s3_endpoint_url, region_name="us-east-1", config=client_config(),
             **local_credentials(settings.s3_endpoint_url),
         )
+
+    def on_instance(self, instance) -> "Stack":
+        """The same repository driven through another Dagster instance."""
+        from costalloc_pipeline.local_runner import LocalRunner
+
+        return Stack(self.settings, self.report, LocalRunner(self.settings, instance))
 
     def caller(self):
         with self.repository.connect() as conn:

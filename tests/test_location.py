@@ -1,0 +1,39 @@
+"""The code location loads whole, and a real relocation run works on PostgreSQL-backed Dagster storage."""
+
+from __future__ import annotations
+
+import dagster as dg
+from sqlalchemy.engine import make_url
+
+from costalloc_pipeline.location import build_definitions
+
+
+def test_the_definitions_hold_the_whole_pipeline(settings):
+    defs = build_definitions(settings)
+    graph = defs.resolve_asset_graph()
+    assert {key.to_user_string() for key in graph.get_all_asset_keys()} == {
+        "entity_replication",
+        "file_replication",
+        "files_out_of_place",
+        "relocation",
+        "cost_allocation_storage",
+    }
+    assert {check.name for check in graph.asset_check_keys} >= {"no_misplaced_files"}
+    assert defs.resolve_job_def("relocate_project").partitions_def is not None
+    assert defs.resolve_sensor_def("cost_allocation_changes")
+    assert defs.resolve_schedule_def("rescan_projects")
+
+
+def test_a_relocation_run_on_postgresql_instance_storage(stack, empty_postgres_url):
+    url = make_url(empty_postgres_url).set(drivername="postgresql+psycopg2").render_as_string(hide_password=False)
+    overrides = {"storage": {"postgres": {"postgres_url": url}}}
+    with dg.instance_for_test(overrides=overrides) as instance:
+        assert type(instance.run_storage).__name__ == "PostgresRunStorage"
+        on_postgres = stack.on_instance(instance)
+        project = stack.report.project_ids[0]
+        on_postgres.assign(project, "genomics")
+        [run] = on_postgres.runner.tick()
+        assert run.success
+        assert instance.get_run_by_id(run.run_id).is_success
+        [check] = run.get_asset_check_evaluations()
+        assert check.passed
