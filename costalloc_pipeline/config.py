@@ -57,6 +57,8 @@ class Settings:
     multipart_threshold: int = DEFAULT_MULTIPART_THRESHOLD
     multipart_part_size: int = DEFAULT_PART_SIZE
     other_repository_urls: tuple[str, ...] = field(default_factory=tuple)
+    # Where the files_out_of_place datasets go: S3 when a bucket is named, else the data folder.
+    dataset_bucket: str = ""
 
     def __post_init__(self) -> None:
         if not self.repository_url:
@@ -90,4 +92,5 @@ class Settings:
             multipart_threshold=_int("COSTALLOC_MULTIPART_THRESHOLD", DEFAULT_MULTIPART_THRESHOLD),
             multipart_part_size=_int("COSTALLOC_MULTIPART_PART_SIZE", DEFAULT_PART_SIZE),
             other_repository_urls=_list("COSTALLOC_OTHER_REPOSITORY_URLS"),
+            dataset_bucket=env("COSTALLOC_DATASET_BUCKET", ""),
         )

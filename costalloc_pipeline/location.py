@@ -20,16 +20,21 @@ from costalloc_pipeline.sensors import cost_allocation_changes
 
 
 def build_resources(settings: Settings) -> dict[str, object]:
+    s3 = RepositoryS3(
+        endpoint_url=settings.s3_endpoint_url,
+        region_name=settings.s3_region,
+        max_pool_connections=2 * settings.copy_concurrency,
+    )
     return {
         "settings": CostAllocSettings.from_settings(settings),
         "repository": Database(url=settings.repository_url),
         "replica": Database(url=settings.replica_url),
-        "s3": RepositoryS3(
-            endpoint_url=settings.s3_endpoint_url,
-            region_name=settings.s3_region,
-            max_pool_connections=2 * settings.copy_concurrency,
+        "s3": s3,
+        "parquet_io_manager": ParquetIOManager(
+            base_dir=str(settings.data_dir / "storage"),
+            s3_bucket=settings.dataset_bucket,
+            s3=s3 if settings.dataset_bucket else None,
         ),
-        "parquet_io_manager": ParquetIOManager(base_dir=str(settings.data_dir / "storage")),
     }
 
 
