@@ -1,0 +1,183 @@
+"""`python -m bench`: sets up moto and PostgreSQL databases, runs every section, prints the report.
+
+Progress goes to stderr; the report (plain lines, or JSON with --json) to stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import shlex
+import sys
+import tempfile
+from collections.abc import Sequence
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import create_engine, text
+from sqlalchemy.exc import OperationalError
+
+from bench.dataset import discard, prepare_move
+from bench.end_to_end import time_relocate_job
+from bench.peers import PeerFailed, versions
+from bench.profiling import ProcessProfile, sampling, summarize
+from bench.race import RaceOptions, run_race
+from bench.relocate import IncompleteMove, relocate
+from bench.repoint_bench import RepointMismatch, run_repoint
+from bench.report import BenchReport
+from bench.scale import ScaleOptions, run_scale
+from bench.servers import DEFAULT_POSTGRES_URL, MotoServer, PostgresDatabases
+
+# The default run stays within a few minutes; BENCHMARKS.md gives the issue's full sizes
+# (--scale-total 3000000 --scale-projects 1000000,100000).
+SCALE_TOTAL = 300_000
+SCALE_PROJECTS = "100000,10000"
+
+
+def _positive(raw: str) -> int:
+    value = int(raw)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def _sizes(raw: str) -> tuple[int, ...]:
+    try:
+        sizes = tuple(_positive(part) for part in raw.split(",") if part.strip())
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(f"a comma-separated list of positive integers, got {raw!r}") from error
+    if not sizes:
+        raise argparse.ArgumentTypeError("at least one project size")
+    return sizes
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench",
+        description="costalloc against s5cmd and the AWS CLI on moto's S3 server, and its planning and "
+        "repoint steps on PostgreSQL. See BENCHMARKS.md.",
+    )
+    race = parser.add_argument_group("move race")
+    race.add_argument("--files", type=_positive, default=2000, help="objects in the moved project (default 2000)")
+    race.add_argument("--object-size", type=_positive, default=1024, help="bytes per object (default 1024)")
+    race.add_argument("--rounds", type=_positive, default=3, help="rounds of every lane (default 3)")
+    race.add_argument("--latency-ms", type=_positive, default=50, help="delay added per request in the latency lane")
+    race.add_argument("--concurrency", type=_positive, help="costalloc's copy concurrency (default: the settings')")
+    race.add_argument("--skip-race", action="store_true")
+    race.add_argument("--skip-job", action="store_true", help="do not time the relocate_project Dagster job")
+    race.add_argument("--profile", metavar="DIR", help="also profile one costalloc lane and moto with py-spy into DIR")
+    scale = parser.add_argument_group("planning at scale")
+    scale.add_argument("--scale-total", type=_positive, default=SCALE_TOTAL, help="handle versions in the repository")
+    scale.add_argument(
+        "--scale-projects", type=_sizes, default=_sizes(SCALE_PROJECTS),
+        help=f"sizes of the measured projects, comma-separated (default {SCALE_PROJECTS})",
+    )
+    scale.add_argument("--skip-scale", action="store_true")
+    repoint = parser.add_argument_group("repoint")
+    repoint.add_argument("--repoint-handles", type=_positive, default=100_000)
+    repoint.add_argument("--repoint-baseline", type=_positive, default=10_000, help="handles of the per-row baseline")
+    repoint.add_argument("--skip-repoint", action="store_true")
+    parser.add_argument(
+        "--postgres-url",
+        default=os.environ.get("COSTALLOC_BENCH_POSTGRES_URL", DEFAULT_POSTGRES_URL),
+        help="a PostgreSQL URL allowed to create and drop databases (default: $COSTALLOC_BENCH_POSTGRES_URL "
+        f"or {DEFAULT_POSTGRES_URL})",
+    )
+    parser.add_argument("--work-dir", help="folder for logs and scratch files (default: a new temporary one)")
+    parser.add_argument("--json", action="store_true", help="print the report as JSON")
+    args = parser.parse_args(argv)
+    if sum(args.scale_projects) > args.scale_total:
+        parser.error(f"--scale-projects add up to more than --scale-total ({args.scale_total})")
+    return args
+
+
+def postgres_version(url: str) -> str:
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return str(conn.execute(text("SHOW server_version")).scalar())
+    finally:
+        engine.dispose()
+
+
+def environment(argv: Sequence[str], postgres_url: str) -> dict[str, Any]:
+    found = versions()
+    for package in ("boto3", "botocore", "SQLAlchemy", "psycopg", "pyarrow", "dagster"):
+        found[package] = version(package)
+    found["postgresql"] = postgres_version(postgres_url)
+    return {
+        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "machine": f"{platform.system()} {platform.machine()}",
+        "load_average_at_start": os.getloadavg(),
+        "versions": found,
+        "command": "python -m bench " + shlex.join(argv),
+    }
+
+
+def profile_lane(
+    moto: MotoServer, databases: PostgresDatabases, work_dir: Path, options: RaceOptions, out_dir: Path
+) -> list[ProcessProfile]:
+    stage = prepare_move(moto, databases, work_dir, options.files, options.object_size, options.concurrency)
+    try:
+        with sampling({"costalloc": os.getpid(), "moto": moto.pid}, out_dir) as paths:
+            relocate(stage)
+    finally:
+        discard(stage, databases)
+    return [summarize(name, path) for name, path in paths.items()]
+
+
+def say(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
+def run(args: argparse.Namespace, argv: Sequence[str]) -> BenchReport:
+    work_dir = Path(args.work_dir) if args.work_dir else Path(tempfile.mkdtemp(prefix="costalloc-bench-"))
+    work_dir.mkdir(parents=True, exist_ok=True)
+    options = RaceOptions(args.files, args.object_size, args.rounds, args.latency_ms / 1000, args.concurrency)
+    report = BenchReport(environment(argv, args.postgres_url))
+    with MotoServer(work_dir / "moto.log") as moto, PostgresDatabases(args.postgres_url) as databases:
+        if not args.skip_race:
+            report.race = run_race(moto, databases, work_dir, options, say)
+        if not args.skip_job:
+            stage = prepare_move(moto, databases, work_dir, options.files, options.object_size, options.concurrency)
+            try:
+                report.job = time_relocate_job(stage)
+            finally:
+                discard(stage, databases)
+        if args.profile:
+            report.profiles = profile_lane(moto, databases, work_dir, options, Path(args.profile))
+        if not args.skip_scale:
+            report.scale = run_scale(
+                moto, databases, work_dir, ScaleOptions(args.scale_total, args.scale_projects), say
+            )
+        if not args.skip_repoint:
+            report.repoint = run_repoint(databases, args.repoint_handles, args.repoint_baseline, say)
+    return report
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parse_args(argv)
+    try:
+        report = run(args, argv)
+    except OperationalError as error:
+        print(f"bench: PostgreSQL is required at {args.postgres_url}: {error.orig}", file=sys.stderr)
+        return 2
+    except (PeerFailed, IncompleteMove, RepointMismatch) as error:
+        print(f"bench: {error}", file=sys.stderr)
+        return 2
+    if args.json:
+        print(json.dumps(report.as_dict(), indent=2, default=str))
+    else:
+        print("\n".join(report.lines()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
