@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import BigInteger, Connection, String, column, update, values
+from sqlalchemy import BigInteger, Connection, FromClause, String, bindparam, column, func, update, values
+from sqlalchemy.dialects.postgresql import ARRAY
 
 from costalloc_pipeline.db import utcnow
 from costalloc_pipeline.mover.handles import Target
@@ -22,19 +23,37 @@ class Repoint:
     etag_after: str
 
 
+_CHANGE_COLUMNS = (column("id", BigInteger), column("etag_before", String), column("etag_after", String))
+
+
+def _changes(conn: Connection, batch: Sequence[Repoint]) -> FromClause:
+    """The batch as a (id, etag_before, etag_after) relation to join with files."""
+    if conn.dialect.name == "postgresql":
+        # Three array parameters whatever the batch size, so the statement is compiled once and then
+        # cached. A VALUES list has three parameters a row, and compiling it again for every batch
+        # took about two thirds of the time of a 100,000-handle repoint (see BENCHMARKS.md).
+        return (
+            func.unnest(
+                bindparam("ids", [m.handle_id for m in batch], type_=ARRAY(BigInteger)),
+                bindparam("etags_before", [m.etag_before for m in batch], type_=ARRAY(String)),
+                bindparam("etags_after", [m.etag_after for m in batch], type_=ARRAY(String)),
+            )
+            .table_valued(*_CHANGE_COLUMNS)
+            .render_derived(name="changes")
+        )
+    return (
+        values(*_CHANGE_COLUMNS, name="changes")
+        .data([(m.handle_id, m.etag_before, m.etag_after) for m in batch])
+        .cte("changes")
+    )
+
+
 def repoint(conn: Connection, moves: Sequence[Repoint], target: Target) -> set[int]:
     """Return the ids repointed; a handle whose etag changed meanwhile is left alone."""
     done: set[int] = set()
     now = utcnow()
     for start in range(0, len(moves), _BATCH):
-        batch = moves[start : start + _BATCH]
-        changes = (
-            values(
-                column("id", BigInteger), column("etag_before", String), column("etag_after", String), name="changes"
-            )
-            .data([(m.handle_id, m.etag_before, m.etag_after) for m in batch])
-            .cte("changes")
-        )
+        changes = _changes(conn, moves[start : start + _BATCH])
         statement = (
             update(files)
             .where(files.c.id == changes.c.id, files.c.etag == changes.c.etag_before)
