@@ -233,7 +233,8 @@ def _fetch_by_cursor(conn: Connection, query: CompoundSelect, schema: pa.Schema)
 
 def _fetch(replica: Engine | Connection, query: CompoundSelect, schema: pa.Schema) -> pd.DataFrame:
     with _connected(replica) as conn:
-        if conn.dialect.name == "postgresql":
+        # COPY through psycopg (3); another PostgreSQL driver, or SQLite, goes through a cursor.
+        if conn.dialect.driver == "psycopg":
             table = _fetch_by_copy(conn, query, schema)
         else:
             table = _fetch_by_cursor(conn, query, schema)

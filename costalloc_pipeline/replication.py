@@ -137,7 +137,7 @@ def _merge_statement(conn: Connection, replication: _Replication, staging: Table
 
 def _stage(conn: Connection, staging: Table, rows: Sequence[Sequence[Any]]) -> None:
     names = [column.name for column in staging.columns]
-    if conn.dialect.name == "postgresql":
+    if conn.dialect.driver == "psycopg":
         # COPY, through the transaction's own psycopg connection.
         with conn.connection.driver_connection.cursor() as cursor:
             with cursor.copy(f"COPY {staging.name} ({', '.join(names)}) FROM STDIN") as copy:

@@ -6,9 +6,10 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 from sqlalchemy import delete, update
+from sqlalchemy.engine import make_url
 
 from costalloc_pipeline.config import Settings
-from costalloc_pipeline.db import engine_for
+from costalloc_pipeline.db import dispose_engine, engine_for
 from costalloc_pipeline.errors import NotFound
 from costalloc_pipeline.misplaced import (
     CONFLICT_COLUMNS,
@@ -211,3 +212,23 @@ def test_split_conflicts_compares_targets_not_mere_sharing():
         (int(row.file_handle_id), int(row.other_project_id), row.other_target_bucket)
         for row in found.conflicts.itertuples()
     ] == [(12, 3, "beta"), (12, 4, "default"), (13, 5, "default")]
+
+
+def test_another_postgresql_driver_takes_the_portable_path(settings, builder):
+    url = make_url(settings.replica_url)
+    if url.get_backend_name() != "postgresql":
+        pytest.skip("psycopg2 is a PostgreSQL driver")
+    psycopg2_url = url.set(drivername="postgresql+psycopg2").render_as_string(hide_password=False)
+    built = build_scenario(builder)
+    engine = engine_for(psycopg2_url)
+    try:
+        refresh_entity_replication(engine, engine)
+        refresh_file_replication(engine, engine)
+        found = find_out_of_place(engine, built.alpha_project, load_placement(engine))
+    finally:
+        dispose_engine(psycopg2_url)
+
+    assert _ids(found.to_move) == built.ids(
+        "versioned", "preview_1", "shared_by_versions", "preview_of_placed", "in_beta", "shared_with_partner", "with_shared_preview"
+    )
+    assert _ids(found.conflicts) == built.ids("shared_with_plain", "shared_preview")
