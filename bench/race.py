@@ -38,6 +38,11 @@ class LaneRun:
     server_cpu_ms_per_file: float
     client_cpu_ms_per_file: float
 
+    @property
+    def server_busy_share(self) -> float:
+        """The share of the wall time moto spent on the CPU: how busy the lane kept the bottleneck."""
+        return self.server_cpu_ms_per_file * self.files_per_second / 1000
+
 
 @dataclass
 class RaceResult:

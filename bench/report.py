@@ -114,6 +114,10 @@ class BenchReport:
                     lane: Spread.of([run.server_cpu_ms_per_file for run in runs]).as_dict()
                     for lane, runs in self.race.lanes.items()
                 },
+                "server_busy_share": {
+                    lane: Spread.of([run.server_busy_share for run in runs]).as_dict()
+                    for lane, runs in self.race.lanes.items()
+                },
                 "client_cpu_ms_per_file": {
                     lane: Spread.of([run.client_cpu_ms_per_file for run in runs]).as_dict()
                     for lane, runs in self.race.lanes.items()
@@ -211,9 +215,10 @@ class BenchReport:
             spread = rates[lane]
             server = Spread.of([run.server_cpu_ms_per_file for run in runs])
             client = Spread.of([run.client_cpu_ms_per_file for run in runs])
+            busy = Spread.of([run.server_busy_share for run in runs])
             out.append(
                 f"  {lane:18s} {spread.median:8.1f} files/s (min {spread.low:.1f}, max {spread.high:.1f}); "
-                f"CPU per file: moto {server.median:.2f} ms, client {client.median:.2f} ms"
+                f"CPU per file: moto {server.median:.2f} ms, client {client.median:.2f} ms; moto busy {busy.median:.0%}"
             )
         calls = self.costalloc_calls()
         moved = self.moved_files()

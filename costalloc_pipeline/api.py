@@ -62,7 +62,8 @@ async def _name_from_body(request: Request) -> object:
     raw = await request.body()
     try:
         body = json.loads(raw) if raw else None
-    except (json.JSONDecodeError, UnicodeDecodeError):
+    # ValueError covers bad JSON, bad UTF-8 and over-long integers; RecursionError, deep nesting.
+    except (ValueError, RecursionError):
         raise BadRequest("the body must be JSON: {\"name\": \"<cost allocation name>\"}") from None
     if not isinstance(body, dict) or "name" not in body:
         raise BadRequest("the body must be a JSON object with a \"name\"")
