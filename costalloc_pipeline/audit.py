@@ -10,7 +10,8 @@
   bucket has a lifecycle rule that expires archives early or expires anything else.
 - I5: no ledger row names a bucket outside repository-managed storage.
 - Ledger: no move is left half-done: copied but not repointed (COPIED), repointed but the source not
-  archived (REPOINTED). A run in progress shows its moves as half-done too: audit an idle repository.
+  archived (REPOINTED). A run in progress shows its moves as half-done too: name it in
+  `in_progress_runs`, or audit an idle repository.
 I4 (no update on top of a concurrent change) leaves no trace afterwards; tests prove it instead.
 
 Scale: handles stream from the database in batches and each batch's HEADs run on a thread pool
@@ -257,6 +258,7 @@ class _Audit:
     batch: int
     sample: int | None
     retention_days: int | None
+    in_progress_runs: frozenset[str]
     violations: Violations
 
     def handles(self) -> None:
@@ -301,11 +303,12 @@ class _Audit:
     def ledger(self) -> None:
         conn, violations = self.conn, self.violations
         violations.checked_ledger_rows = conn.execute(select(func.count()).select_from(move_ledger)).scalar_one()
-        half_done = conn.execute(
-            select(move_ledger.c.file_handle_id, move_ledger.c.state)
-            .where(move_ledger.c.state.in_([MoveState.COPIED.value, MoveState.REPOINTED.value]))
-            .order_by(move_ledger.c.id)
+        half_done_query = select(move_ledger.c.file_handle_id, move_ledger.c.state).where(
+            move_ledger.c.state.in_([MoveState.COPIED.value, MoveState.REPOINTED.value])
         )
+        if self.in_progress_runs:
+            half_done_query = half_done_query.where(move_ledger.c.run_id.not_in(sorted(self.in_progress_runs)))
+        half_done = conn.execute(half_done_query.order_by(move_ledger.c.id))
         for handle_id, state in half_done:
             violations.add(
                 COPIED_NOT_REPOINTED if state == MoveState.COPIED.value else REPOINTED_NOT_ARCHIVED, handle_id
@@ -332,19 +335,23 @@ def audit(
     batch: int = 5000,
     sample: int | None = None,
     retention_days: int | None = None,
+    in_progress_runs: frozenset[str] = frozenset(),
 ) -> Violations:
     """Every violation of I1, I2, I3, I5 and every half-done move, with counts and first ids.
 
     `sample`: audit that many random handles and archives instead of all of them. `retention_days`:
     the archive retention period; when given, bucket lifecycle rules are checked against it and
-    archives older than it are not looked for.
+    archives older than it are not looked for. `in_progress_runs`: runs still moving, whose
+    half-done ledger rows are work in progress, not violations.
     """
     placement = load_placement(conn)
     buckets = sorted(placement.managed_buckets)
     violations = Violations(sampled=sample is not None)
     violations.managed_handles = conn.execute(select(func.count()).where(*_managed(buckets))).scalar_one()
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
-        run = _Audit(conn, s3, pool, buckets, read_back, batch, sample, retention_days, violations)
+        run = _Audit(
+            conn, s3, pool, buckets, read_back, batch, sample, retention_days, in_progress_runs, violations
+        )
         run.handles()
         run.archives()
         if retention_days is not None:

@@ -59,6 +59,8 @@ class Settings:
     other_repository_urls: tuple[str, ...] = field(default_factory=tuple)
     # Where the files_out_of_place datasets go: S3 when a bucket is named, else the data folder.
     dataset_bucket: str = ""
+    # Handles the scheduled invariant audit checks: 0 for every one, else a random sample of that many.
+    audit_sample: int = 0
 
     def __post_init__(self) -> None:
         if not self.repository_url:
@@ -93,4 +95,5 @@ class Settings:
             multipart_part_size=_int("COSTALLOC_MULTIPART_PART_SIZE", DEFAULT_PART_SIZE),
             other_repository_urls=_list("COSTALLOC_OTHER_REPOSITORY_URLS"),
             dataset_bucket=env("COSTALLOC_DATASET_BUCKET", ""),
+            audit_sample=_int("COSTALLOC_AUDIT_SAMPLE", 0),
         )

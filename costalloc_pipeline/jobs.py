@@ -1,10 +1,11 @@
-"""Jobs: relocate one project (a partition), and the storage report."""
+"""Jobs: relocate one project (a partition), the storage report and the invariant audit."""
 
 from __future__ import annotations
 
 import dagster as dg
 
 from costalloc_pipeline.assets.files_out_of_place import files_out_of_place
+from costalloc_pipeline.assets.invariants import invariants_hold
 from costalloc_pipeline.assets.relocation import relocation
 from costalloc_pipeline.assets.replication import entity_replication, file_replication
 from costalloc_pipeline.assets.storage_report import cost_allocation_storage
@@ -19,6 +20,12 @@ relocate_project = dg.define_asset_job(
 
 report_storage = dg.define_asset_job(
     "report_storage",
-    selection=dg.AssetSelection.assets(cost_allocation_storage),
+    selection=dg.AssetSelection.assets(cost_allocation_storage).without_checks(),
     description="Files and bytes per cost allocation bucket: what the bill will show.",
+)
+
+audit_repository = dg.define_asset_job(
+    "audit_repository",
+    selection=dg.AssetSelection.checks(invariants_hold),
+    description="Audits invariants I1-I5 over the whole repository (what `costalloc verify` reports).",
 )

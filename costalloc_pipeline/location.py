@@ -6,16 +6,17 @@ import dagster as dg
 
 from costalloc_pipeline.assets.checks import no_misplaced_files
 from costalloc_pipeline.assets.files_out_of_place import files_out_of_place
+from costalloc_pipeline.assets.invariants import invariants_hold
 from costalloc_pipeline.assets.relocation import relocation
 from costalloc_pipeline.assets.replication import entity_replication, file_replication
 from costalloc_pipeline.assets.storage_report import cost_allocation_storage
 from costalloc_pipeline.config import Settings
-from costalloc_pipeline.jobs import relocate_project, report_storage
+from costalloc_pipeline.jobs import audit_repository, relocate_project, report_storage
 from costalloc_pipeline.resources.databases import Database
 from costalloc_pipeline.resources.io_manager import ParquetIOManager
 from costalloc_pipeline.resources.s3 import RepositoryS3
 from costalloc_pipeline.resources.settings import CostAllocSettings
-from costalloc_pipeline.schedules import report_storage_hourly, rescan_projects
+from costalloc_pipeline.schedules import audit_repository_daily, report_storage_hourly, rescan_projects
 from costalloc_pipeline.sensors import cost_allocation_changes
 
 
@@ -41,10 +42,10 @@ def build_resources(settings: Settings) -> dict[str, object]:
 def build_definitions(settings: Settings) -> dg.Definitions:
     return dg.Definitions(
         assets=[entity_replication, file_replication, files_out_of_place, relocation, cost_allocation_storage],
-        asset_checks=[no_misplaced_files],
-        jobs=[relocate_project, report_storage],
+        asset_checks=[no_misplaced_files, invariants_hold],
+        jobs=[relocate_project, report_storage, audit_repository],
         sensors=[cost_allocation_changes],
-        schedules=[rescan_projects, report_storage_hourly],
+        schedules=[rescan_projects, report_storage_hourly, audit_repository_daily],
         resources=build_resources(settings),
     )
 

@@ -1,4 +1,4 @@
-"""The schedule that rescans every associated project, so that nothing is missed."""
+"""Schedules: rescan every associated project (so nothing is missed), report storage, audit."""
 
 from __future__ import annotations
 
@@ -7,13 +7,14 @@ import os
 import dagster as dg
 from sqlalchemy import select
 
-from costalloc_pipeline.jobs import relocate_project, report_storage
+from costalloc_pipeline.jobs import audit_repository, relocate_project, report_storage
 from costalloc_pipeline.partitions import projects
 from costalloc_pipeline.resources.databases import Database
 from costalloc_pipeline.schema.repository import cost_allocation_project
 
 RESCAN_CRON = os.environ.get("COSTALLOC_RESCAN_CRON", "0 3 * * *")
 REPORT_CRON = os.environ.get("COSTALLOC_REPORT_CRON", "0 * * * *")
+AUDIT_CRON = os.environ.get("COSTALLOC_AUDIT_CRON", "0 5 * * *")
 
 
 @dg.schedule(
@@ -41,4 +42,12 @@ report_storage_hourly = dg.ScheduleDefinition(
     cron_schedule=REPORT_CRON,
     default_status=dg.DefaultScheduleStatus.RUNNING,
     description="Plots files and bytes per cost allocation bucket over time.",
+)
+
+audit_repository_daily = dg.ScheduleDefinition(
+    name="audit_repository_daily",
+    job=audit_repository,
+    cron_schedule=AUDIT_CRON,
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+    description="Audits invariants I1-I5 over the whole repository (daily by default).",
 )

@@ -163,6 +163,17 @@ def test_half_done_moves_are_reported(repo, moved):
     }
 
 
+def test_half_done_moves_of_runs_in_progress_are_work_not_violations(repo, moved):
+    waiting = list(moved)[3:]
+    target = Target(repo.project(20, "imaging"), 2)
+    with repo.engine.begin() as conn:
+        moving = ledger.start(conn, "moving", 20, read_handles(conn, waiting[:1]), target)
+        crashed = ledger.start(conn, "crashed", 20, read_handles(conn, waiting[1:2]), target)
+        ledger.record(conn, MoveState.COPIED, {moving[waiting[0]]: {}, crashed[waiting[1]]: {}})
+    violations = run_audit(repo, in_progress_runs=frozenset({"moving"}))
+    assert violations.found == {audit_module.COPIED_NOT_REPOINTED: [waiting[1]]}
+
+
 def test_a_ledger_row_outside_managed_storage_is_reported(repo, moved):
     handle_id = list(moved)[-1]
     with repo.engine.begin() as conn:

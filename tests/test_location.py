@@ -18,10 +18,19 @@ def test_the_definitions_hold_the_whole_pipeline(settings):
         "relocation",
         "cost_allocation_storage",
     }
-    assert {check.name for check in graph.asset_check_keys} >= {"no_misplaced_files"}
+    assert {check.name for check in graph.asset_check_keys} == {"no_misplaced_files", "invariants_hold"}
     assert defs.resolve_job_def("relocate_project").partitions_def is not None
     assert defs.resolve_sensor_def("cost_allocation_changes")
-    assert defs.resolve_schedule_def("rescan_projects")
+    for schedule in ("rescan_projects", "report_storage_hourly", "audit_repository_daily"):
+        assert defs.resolve_schedule_def(schedule)
+
+
+def test_the_hourly_report_does_not_run_the_full_audit(settings):
+    defs = build_definitions(settings)
+    report = defs.resolve_job_def("report_storage").asset_layer.asset_graph
+    audit = defs.resolve_job_def("audit_repository").asset_layer.asset_graph
+    assert {key.name for key in report.asset_check_keys} == set()
+    assert {key.name for key in audit.asset_check_keys} == {"invariants_hold"}
 
 
 def test_a_relocation_run_on_postgresql_instance_storage(stack, empty_postgres_url):

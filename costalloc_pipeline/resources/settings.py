@@ -24,6 +24,7 @@ class CostAllocSettings(dg.ConfigurableResource):
     multipart_threshold: int = 5 * 1024**3
     multipart_part_size: int = 512 * 1024**2
     other_repository_urls: list[str] = []
+    audit_sample: int = 0
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "CostAllocSettings":
