@@ -50,6 +50,8 @@ class RaceResult:
     lanes: dict[str, list[LaneRun]] = field(default_factory=lambda: {lane: [] for lane in LANES})
     # costalloc's runs without the added latency, for the request counts.
     relocations: list[RelocationRun] = field(default_factory=list)
+    # Which cores moto and the tools ran on.
+    placement: str = ""
 
 
 def lane_order(round_number: int) -> tuple[str, ...]:
@@ -89,7 +91,8 @@ def run_race(
         for lane in lane_order(round_number):
             stage = prepare_move(moto, databases, data_dir, options.files, options.object_size, options.concurrency)
             try:
-                run, relocation = run_lane(lane, stage, moto, options.latency)
+                with moto.own_core() as result.placement:
+                    run, relocation = run_lane(lane, stage, moto, options.latency)
             finally:
                 discard(stage, databases)
             result.lanes[lane].append(run)

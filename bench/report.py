@@ -71,6 +71,15 @@ class BenchReport:
         assert self.race is not None
         return sum(run.result.moved_files for run in self.race.relocations)
 
+    def server_bounds(self) -> dict[str, float]:
+        """Per peer: the median moto CPU per file of the peer over costalloc's."""
+        assert self.race is not None
+
+        def cost(lane: str) -> float:
+            return Spread.of([run.server_cpu_ms_per_file for run in self.race.lanes[lane]]).median
+
+        return {peer: cost(peer) / cost(COSTALLOC) for peer in PEERS}
+
     def requests_per_file(self) -> float:
         return sum(self.costalloc_calls().values()) / self.moved_files()
 
@@ -122,6 +131,8 @@ class BenchReport:
                     lane: Spread.of([run.client_cpu_ms_per_file for run in runs]).as_dict()
                     for lane, runs in self.race.lanes.items()
                 },
+                "placement": self.race.placement,
+                "server_bound": self.server_bounds(),
                 "costalloc_calls": dict(self.costalloc_calls()),
                 "costalloc_http_requests": sum(run.http_requests for run in self.race.relocations),
                 "costalloc_moved_files": self.moved_files(),
@@ -219,6 +230,12 @@ class BenchReport:
             out.append(
                 f"  {lane:18s} {spread.median:8.1f} files/s (min {spread.low:.1f}, max {spread.high:.1f}); "
                 f"CPU per file: moto {server.median:.2f} ms, client {client.median:.2f} ms; moto busy {busy.median:.0%}"
+            )
+        out.append(f"  {self.race.placement}")
+        for peer, bound in self.server_bounds().items():
+            out.append(
+                f"  moto CPU per {peer} file / per costalloc file: {bound:.2f} (costalloc/{peer} if both kept "
+                "moto equally busy: the server-side work costalloc asks for, an archive copy where peers delete)"
             )
         calls = self.costalloc_calls()
         moved = self.moved_files()

@@ -7,6 +7,8 @@ import itertools
 import os
 import subprocess
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, text
@@ -52,6 +54,30 @@ class MotoServer:
     def pid(self) -> int:
         assert self._process is not None, "the server is not running"
         return self._process.pid
+
+    @contextmanager
+    def own_core(self) -> Iterator[str]:
+        """moto on the first core, this process (and the peers it starts) on the others, for the
+        block: the server gets a core to itself, as a remote S3 would, and the scheduler does not
+        move its busy thread between cores. Yields what was done, for the report."""
+        cores = sorted(os.sched_getaffinity(0))
+        if len(cores) < 2:
+            yield "not pinned (one core)"
+            return
+        server, clients = {cores[0]}, set(cores[1:])
+        # Threads made later (one per request) inherit the accepting thread's affinity.
+        for task in Path(f"/proc/{self.pid}/task").iterdir():
+            os.sched_setaffinity(int(task.name), server)
+        os.sched_setaffinity(0, clients)
+        try:
+            yield f"moto pinned to core {cores[0]}, clients to cores {','.join(map(str, sorted(clients)))}"
+        finally:
+            os.sched_setaffinity(0, set(cores))
+            for task in Path(f"/proc/{self.pid}/task").iterdir():
+                try:
+                    os.sched_setaffinity(int(task.name), set(cores))
+                except ProcessLookupError:
+                    pass
 
     def reset(self) -> None:
         """Forget every bucket and object, so each measured move starts from the same state."""

@@ -17,13 +17,11 @@ from costalloc_pipeline.config import Settings
 from costalloc_pipeline.db import dispose_engine
 from costalloc_pipeline.embedded import free_port, start_moto
 from costalloc_pipeline.schema.migrate import upgrade_all
+from helpers.backends import BACKENDS
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "COSTALLOC_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 )
-# PostgreSQL tests fail (never skip) when the server is unreachable, unless explicitly turned off.
-POSTGRES_ENABLED = os.environ.get("COSTALLOC_TEST_POSTGRES", "on") != "off"
-BACKENDS = ["sqlite", "postgresql"] if POSTGRES_ENABLED else ["sqlite"]
 
 _worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
 _counter = itertools.count()

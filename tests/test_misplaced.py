@@ -22,6 +22,7 @@ from costalloc_pipeline.misplaced import (
 )
 from costalloc_pipeline.replication import refresh_entity_replication, refresh_file_replication
 from costalloc_pipeline.schema.repository import files, storage_location
+from helpers.backends import postgresql_only
 from helpers.repository_builder import RepositoryBuilder, Scenario, bootstrapped_builder, build_scenario
 
 EXPECTED_DTYPES = {
@@ -214,10 +215,9 @@ def test_split_conflicts_compares_targets_not_mere_sharing():
     ] == [(12, 3, "beta"), (12, 4, "default"), (13, 5, "default")]
 
 
+@postgresql_only
 def test_another_postgresql_driver_takes_the_portable_path(settings, builder):
     url = make_url(settings.replica_url)
-    if url.get_backend_name() != "postgresql":
-        pytest.skip("psycopg2 is a PostgreSQL driver")
     psycopg2_url = url.set(drivername="postgresql+psycopg2").render_as_string(hide_password=False)
     built = build_scenario(builder)
     engine = engine_for(psycopg2_url)

@@ -22,6 +22,16 @@ ARCHIVE_STORAGE_CLASSES = frozenset({"GLACIER", "DEEP_ARCHIVE", "GLACIER_IR"})
 # A live copy carries no tags: above all not the archive tag, which a lifecycle rule expires. An
 # archived object left at the same key by an earlier move must not pass its tags on.
 _NO_TAGS = {"TaggingDirective": "REPLACE", "Tagging": ""}
+# What a download of the object is served with: a moved or archived file must be served the same.
+_CARRIED_HEADERS = (
+    "ContentType",
+    "ContentDisposition",
+    "ContentEncoding",
+    "ContentLanguage",
+    "CacheControl",
+    "Expires",
+    "Metadata",
+)
 
 
 class VerificationFailed(Exception):
@@ -138,10 +148,10 @@ def multipart_copy(
 ) -> None:
     """UploadPartCopy in parallel parts; the upload is aborted on any failure."""
     source = s3.head_object(Bucket=source_bucket, Key=key)
-    if "ContentType" in source:
-        create_args.setdefault("ContentType", source["ContentType"])
-    if source.get("Metadata"):
-        create_args.setdefault("Metadata", source["Metadata"])
+    # CopyObject keeps these by itself; a multipart upload starts bare, so they are carried over.
+    for header in _CARRIED_HEADERS:
+        if source.get(header):
+            create_args.setdefault(header, source[header])
     upload_id = s3.create_multipart_upload(Bucket=target_bucket, Key=key, **create_args)["UploadId"]
     ranges = [(start, min(start + part_size, size) - 1) for start in range(0, size, part_size)]
 

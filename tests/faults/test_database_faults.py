@@ -15,17 +15,12 @@ from sqlalchemy.pool import NullPool
 from costalloc_pipeline.audit import COPIED_NOT_REPOINTED
 from costalloc_pipeline.mover.bundle import move_bundle
 from costalloc_pipeline.schema.repository import MoveState
+from helpers.backends import postgresql_only
 
 from .repository import CopyCounter
 
 PROJECT = 10
 
-
-@pytest.fixture
-def pg_repo(repo):
-    if not repo.settings.repository_url.startswith("postgresql"):
-        pytest.skip("SQLite has no connection to lose")
-    return repo
 
 
 def terminate(url: str, backend_pid: int | None = None) -> int:
@@ -57,8 +52,8 @@ def listening(target: Any, name: str, fn: Any) -> Iterator[None]:
         event.remove(target, name, fn)
 
 
-def test_connections_lost_after_the_copies_the_run_reconnects(pg_repo):
-    repo = pg_repo
+@postgresql_only
+def test_connections_lost_after_the_copies_the_run_reconnects(repo):
     target = repo.project(PROJECT, "genomics")
     originals = repo.add_handles(3)
     s3 = repo.client()
@@ -79,8 +74,8 @@ def test_connections_lost_after_the_copies_the_run_reconnects(pg_repo):
     assert repo.audit().counts == {}
 
 
-def test_connection_lost_inside_the_repoint_transaction(pg_repo):
-    repo = pg_repo
+@postgresql_only
+def test_connection_lost_inside_the_repoint_transaction(repo):
     target = repo.project(PROJECT, "genomics")
     originals = repo.add_handles(3)
     ctx = repo.context(PROJECT)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+import pytest
 from sqlalchemy import select, update
 
 from costalloc_pipeline.mover.bundle import move_bundle
@@ -144,6 +145,32 @@ def test_objects_above_the_threshold_take_the_multipart_path(world):
     assert requests.count("UploadPartCopy") == 2 * 5  # five parts to the target, five for the archive
     assert world.read(TARGET_BUCKET, world.handle(hid).key) == body
     assert world.storage_class(world.settings.default_bucket, world.handle(hid).key) == "GLACIER"
+
+
+HEADERS = {
+    "ContentType": "text/csv",
+    "ContentDisposition": 'attachment; filename="cohort.csv"',
+    "ContentEncoding": "gzip",
+    "ContentLanguage": "en",
+    "CacheControl": "no-cache",
+    "Metadata": {"uploaded-by": "synapse"},
+}
+
+
+@pytest.mark.parametrize("threshold", [5 * 1024**3, 1024], ids=["CopyObject", "UploadPartCopy"])
+def test_the_copy_and_the_archive_keep_the_objects_headers(world, threshold):
+    """A download of the moved file (or of its restored archive) is served as the original was."""
+    body = os.urandom(3000)
+    hid = world.add_handle(body, upload=False)
+    key = world.handle(hid).key
+    world.s3.put_object(Bucket=world.settings.default_bucket, Key=key, Body=body, **HEADERS)
+    result = move_bundle(world.context(copy=CopyOptions(multipart_threshold=threshold, part_size=1024)), [hid])
+    assert (result.moved_files, result.archived_objects) == (1, 1)
+    for bucket in (TARGET_BUCKET, world.settings.default_bucket):
+        found = world.s3.head_object(Bucket=bucket, Key=key)
+        assert {name: found.get(name) for name in HEADERS} == HEADERS, bucket
+        assert found["ContentLength"] == len(body)
+    assert world.storage_class(world.settings.default_bucket, key) == "GLACIER"
 
 
 def test_two_requests_per_moved_file(world):
