@@ -64,7 +64,10 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     race = parser.add_argument_group("move race")
     race.add_argument("--files", type=_positive, default=2000, help="objects in the moved project (default 2000)")
     race.add_argument("--object-size", type=_positive, default=1024, help="bytes per object (default 1024)")
-    race.add_argument("--rounds", type=_positive, default=3, help="rounds of every lane (default 3)")
+    race.add_argument(
+        "--rounds", type=_positive, default=3,
+        help="rounds of every race lane, and runs of each repeatable planning step (default 3)",
+    )
     race.add_argument("--latency-ms", type=_positive, default=50, help="delay added per request in the latency lane")
     race.add_argument("--concurrency", type=_positive, help="costalloc's copy concurrency (default: the settings')")
     race.add_argument("--skip-race", action="store_true")
@@ -154,7 +157,7 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> BenchReport:
             report.profiles = profile_lane(moto, databases, work_dir, options, Path(args.profile))
         if not args.skip_scale:
             report.scale = run_scale(
-                moto, databases, work_dir, ScaleOptions(args.scale_total, args.scale_projects), say
+                moto, databases, work_dir, ScaleOptions(args.scale_total, args.scale_projects, args.rounds), say
             )
         if not args.skip_repoint:
             report.repoint = run_repoint(databases, args.repoint_handles, args.repoint_baseline, say)

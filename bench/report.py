@@ -258,13 +258,15 @@ class BenchReport:
         if scale.incremental_refresh is not None:
             f = scale.incremental_refresh
             out.append(
-                f"  incremental refresh, nothing changed: {f.seconds:.2f} s ({f.figures['rows_read']} rows re-read, "
+                f"  incremental refresh, nothing changed: {f.seconds:.2f} s (median of {f.spread.samples}, min "
+                f"{f.spread.low:.2f}, max {f.spread.high:.2f}; {f.figures['rows_read']} rows re-read, "
                 f"{f.figures['rows_upserted']} upserted), peak RSS {f.peak_rss_mb:.0f} MB"
             )
         for size, probe in sorted(scale.out_of_place.items()):
             rows = probe.figures["rows"]
             out.append(
-                f"  files_out_of_place, project of {size:,} versions: {rows:,} rows in {probe.seconds:.2f} s = "
+                f"  files_out_of_place, project of {size:,} versions: {rows:,} rows in {probe.seconds:.2f} s "
+                f"(median of {probe.spread.samples}, min {probe.spread.low:.2f}, max {probe.spread.high:.2f}) = "
                 f"{rows / probe.seconds:,.0f} rows/s, peak RSS {probe.peak_rss_mb:.0f} MB "
                 f"(after imports {probe.figures['baseline_rss_mb']:.0f} MB)"
             )

@@ -24,6 +24,7 @@ from costalloc_pipeline.s3 import s3_client
 from bench.bulk_rows import insert_projects, layout
 from bench.dataset import stage_settings
 from bench.servers import MotoServer, PostgresDatabases
+from bench.stats import Spread
 
 REPOSITORY_ROOT = Path(__file__).resolve().parent.parent
 # Projects that fill the repository beyond the measured ones are at most this large.
@@ -35,17 +36,24 @@ class ScaleOptions:
     total_versions: int
     # Sizes of the measured projects, in entity versions (= handles).
     project_versions: tuple[int, ...]
+    # Runs of each repeatable step (the no-change refresh, files_out_of_place); the median counts.
+    rounds: int = 3
 
 
 @dataclass(frozen=True)
 class Probe:
-    """What a child process reported for one step."""
+    """What a child process reported for one step: the median run's figures, with the spread of
+    the seconds over every run and the highest peak RSS."""
 
     figures: dict[str, Any]
 
     @property
     def seconds(self) -> float:
         return float(self.figures["seconds"])
+
+    @property
+    def spread(self) -> Spread:
+        return Spread.of(self.figures.get("seconds_of_runs", [self.seconds]))
 
     @property
     def peak_rss_mb(self) -> float:
@@ -69,6 +77,18 @@ def probe(*args: str) -> Probe:
     if finished.returncode != 0:
         raise RuntimeError(f"bench.probe {args[0]} failed: {finished.stderr.strip()[-2000:]}")
     return Probe(json.loads(finished.stdout.strip().splitlines()[-1]))
+
+
+def probe_rounds(rounds: int, *args: str) -> Probe:
+    runs = sorted((probe(*args) for _ in range(rounds)), key=lambda run: run.seconds)
+    median = runs[(len(runs) - 1) // 2]
+    return Probe(
+        {
+            **median.figures,
+            "seconds_of_runs": [run.seconds for run in runs],
+            "peak_rss_mb": max(run.peak_rss_mb for run in runs),
+        }
+    )
 
 
 def _assign_all(url: str, settings: Any, project_ids: Sequence[int]) -> None:
@@ -98,10 +118,10 @@ def run_scale(
         _assign_all(url, settings, [project.project_id for project in measured])
         result.full_refresh = probe("refresh", url)
         say(f"scale: initial full refresh {result.full_refresh.seconds:.1f} s")
-        result.incremental_refresh = probe("refresh", url)
+        result.incremental_refresh = probe_rounds(options.rounds, "refresh", url)
         say(f"scale: incremental refresh, nothing changed, {result.incremental_refresh.seconds:.2f} s")
         for project in measured:
-            found = probe("out-of-place", url, str(project.project_id))
+            found = probe_rounds(options.rounds, "out-of-place", url, str(project.project_id))
             result.out_of_place[project.versions] = found
             say(f"scale: files_out_of_place of a {project.versions}-version project {found.seconds:.2f} s")
         return result

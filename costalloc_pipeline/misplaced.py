@@ -8,25 +8,28 @@ passed to the replica queries as parameters (the two databases may differ: no cr
 from __future__ import annotations
 
 import io
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 from sqlalchemy import (
+    ColumnElement,
     CompoundSelect,
     Connection,
     Engine,
     FromClause,
     Select,
-    exists,
+    and_,
     false,
+    func,
+    or_,
     select,
-    true,
     union,
-    union_all,
 )
 
 from costalloc_pipeline.errors import NotFound
@@ -40,7 +43,7 @@ from costalloc_pipeline.schema.repository import (
     storage_location,
 )
 
-OUT_OF_PLACE_SCHEMA = pa.schema(
+HANDLE_SCHEMA = pa.schema(
     [
         pa.field("file_handle_id", pa.int64(), nullable=False),
         pa.field("etag", pa.string(), nullable=False),
@@ -49,9 +52,14 @@ OUT_OF_PLACE_SCHEMA = pa.schema(
         pa.field("content_size", pa.int64()),
         pa.field("content_md5", pa.string()),
         pa.field("storage_location_id", pa.int64()),
-        # True for a handle reached through the preview_id of one of the project's handles.
-        pa.field("is_preview", pa.bool_(), nullable=False),
     ]
+)
+OUT_OF_PLACE_SCHEMA = HANDLE_SCHEMA.append(
+    # True for a handle reached through the preview_id of one of the project's handles.
+    pa.field("is_preview", pa.bool_(), nullable=False)
+)
+OWN_HANDLES_SCHEMA = HANDLE_SCHEMA.append(pa.field("preview_id", pa.int64())).append(
+    pa.field("misplaced", pa.bool_(), nullable=False)
 )
 SHARING_SCHEMA = pa.schema(
     [pa.field("file_handle_id", pa.int64(), nullable=False), pa.field("other_project_id", pa.int64(), nullable=False)]
@@ -68,6 +76,8 @@ CONFLICT_COLUMNS = [
 # Rows per fetch on SQLite, and CSV bytes per parsed block on PostgreSQL: memory stays flat.
 FETCH_ROWS = 50_000
 CSV_BLOCK_BYTES = 8 * 1024**2
+# Bound parameters per previews query: well under SQLite's limit.
+PREVIEW_IDS_PER_QUERY = 5_000
 
 
 @dataclass(frozen=True)
@@ -129,39 +139,47 @@ def _project_handles(project_id: int) -> Select:
     return select(entity_replication.c.file_handle_id).where(entity_replication.c.project_id == project_id)
 
 
-def out_of_place_query(project_id: int, target_bucket: str, managed_buckets: Collection[str]) -> CompoundSelect:
-    """Handles of the project (every version of every file entity, and their previews) that are S3
-    objects in a managed bucket other than the target bucket. One row per handle."""
-    # Semi-joins (IN) rather than joins: many versions share a handle, and the planner turns each IN
-    # into a hash semi-join, which measured faster on large projects than materialising the
-    # project's handles once in a CTE (that spills to disk).
-    owner, preview = file_replication.alias("owner"), file_replication.alias("preview")
-
-    def misplaced(handles: FromClause, is_preview: bool) -> Select:
-        return select(
-            handles.c.id.label("file_handle_id"),
-            handles.c.etag,
-            handles.c.bucket_name,
-            handles.c.key,
-            handles.c.content_size,
-            handles.c.content_md5,
-            handles.c.storage_location_id,
-            (true() if is_preview else false()).label("is_preview"),
-        ).where(
-            handles.c.metadata_type == MetadataType.S3.value,
-            handles.c.bucket_name.in_(sorted(managed_buckets)),
-            handles.c.bucket_name != target_bucket,
-        )
-
-    own = misplaced(file_replication, False).where(file_replication.c.id.in_(_project_handles(project_id)))
-    previews = misplaced(preview, True).where(
-        preview.c.id.in_(select(owner.c.preview_id).where(owner.c.id.in_(_project_handles(project_id)))),
-        # A preview that is also one of the project's own handles is already in the first branch.
-        ~exists().where(
-            entity_replication.c.project_id == project_id, entity_replication.c.file_handle_id == preview.c.id
-        ),
+def _misplaced(handles: FromClause, target_bucket: str, managed_buckets: Collection[str]) -> ColumnElement[bool]:
+    """S3 handles in a managed bucket other than the target bucket."""
+    return and_(
+        handles.c.metadata_type == MetadataType.S3.value,
+        handles.c.bucket_name.in_(sorted(managed_buckets)),
+        handles.c.bucket_name != target_bucket,
     )
-    return union_all(own, previews)
+
+
+def _handle_columns(handles: FromClause) -> list[ColumnElement[Any]]:
+    return [
+        handles.c.id.label("file_handle_id"),
+        handles.c.etag,
+        handles.c.bucket_name,
+        handles.c.key,
+        handles.c.content_size,
+        handles.c.content_md5,
+        handles.c.storage_location_id,
+    ]
+
+
+def own_handles_query(project_id: int, target_bucket: str, managed_buckets: Collection[str]) -> Select:
+    """One pass over the project's own handles (every version of every file entity): those that are
+    misplaced, and those with a preview, whose preview may be misplaced even where they are not."""
+    misplaced = _misplaced(file_replication, target_bucket, managed_buckets)
+    return select(
+        *_handle_columns(file_replication),
+        file_replication.c.preview_id,
+        func.coalesce(misplaced, false()).label("misplaced"),
+    ).where(
+        # A semi-join (IN) rather than a join: many versions share a handle.
+        file_replication.c.id.in_(_project_handles(project_id)),
+        or_(misplaced, file_replication.c.preview_id.is_not(None)),
+    )
+
+
+def previews_query(preview_ids: Sequence[int], target_bucket: str, managed_buckets: Collection[str]) -> Select:
+    """The misplaced ones among these previews."""
+    return select(*_handle_columns(file_replication)).where(
+        file_replication.c.id.in_(list(preview_ids)), _misplaced(file_replication, target_bucket, managed_buckets)
+    )
 
 
 def sharing_query(project_id: int) -> CompoundSelect:
@@ -184,12 +202,14 @@ def sharing_query(project_id: int) -> CompoundSelect:
     return union(referenced, previewed)
 
 
-def _fetch_by_copy(conn: Connection, query: CompoundSelect, schema: pa.Schema) -> pa.Table:
+def _fetch_by_copy(conn: Connection, query: Select | CompoundSelect, schema: pa.Schema) -> pa.Table:
     # COPY streams the result as CSV with no per-row work in Python, and Arrow's CSV reader parses it
     # in native code: several times the rows per second of a cursor, at a fraction of the memory.
     compiled = query.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
     options = {
-        "read_options": pacsv.ReadOptions(column_names=schema.names),
+        # One thread: the blocks are small, and Arrow's threaded conversion once failed here with
+        # "a chunk failed converting for an unknown reason" (pyarrow 26) on a million rows.
+        "read_options": pacsv.ReadOptions(column_names=schema.names, use_threads=False),
         "parse_options": pacsv.ParseOptions(newlines_in_values=True),
         # PostgreSQL writes NULL as an unquoted empty field and an empty string as "".
         "convert_options": pacsv.ConvertOptions(
@@ -220,8 +240,9 @@ def _fetch_by_copy(conn: Connection, query: CompoundSelect, schema: pa.Schema) -
     return pa.concat_tables(tables) if tables else schema.empty_table()
 
 
-def _fetch_by_cursor(conn: Connection, query: CompoundSelect, schema: pa.Schema) -> pa.Table:
-    result = conn.execution_options(stream_results=True, yield_per=FETCH_ROWS).execute(query)
+def _fetch_by_cursor(conn: Connection, query: Select | CompoundSelect, schema: pa.Schema) -> pa.Table:
+    # Options on the statement: on the connection they would stay for its later statements.
+    result = conn.execute(query.execution_options(stream_results=True, yield_per=FETCH_ROWS))
     batches = [
         pa.RecordBatch.from_arrays(
             [pa.array(values, type=field.type) for values, field in zip(zip(*rows), schema)], schema=schema
@@ -231,14 +252,19 @@ def _fetch_by_cursor(conn: Connection, query: CompoundSelect, schema: pa.Schema)
     return pa.Table.from_batches(batches, schema=schema)
 
 
-def _fetch(replica: Engine | Connection, query: CompoundSelect, schema: pa.Schema) -> pd.DataFrame:
+def _fetch_table(conn: Connection, query: Select | CompoundSelect, schema: pa.Schema) -> pa.Table:
+    # COPY through psycopg (3); another PostgreSQL driver, or SQLite, goes through a cursor.
+    if conn.dialect.name == "postgresql":
+        # Compiling these plans took a tenth of a second or more and bought nothing: simple scans.
+        conn.exec_driver_sql("SET LOCAL jit = off")
+    if conn.dialect.driver == "psycopg":
+        return _fetch_by_copy(conn, query, schema)
+    return _fetch_by_cursor(conn, query, schema)
+
+
+def _fetch(replica: Engine | Connection, query: Select | CompoundSelect, schema: pa.Schema) -> pd.DataFrame:
     with _connected(replica) as conn:
-        # COPY through psycopg (3); another PostgreSQL driver, or SQLite, goes through a cursor.
-        if conn.dialect.driver == "psycopg":
-            table = _fetch_by_copy(conn, query, schema)
-        else:
-            table = _fetch_by_cursor(conn, query, schema)
-    return _frame(table)
+        return _frame(_fetch_table(conn, query, schema))
 
 
 def _frame(table: pa.Table) -> pd.DataFrame:
@@ -249,8 +275,31 @@ def _frame(table: pa.Table) -> pd.DataFrame:
 def files_out_of_place(
     replica: Engine | Connection, project_id: int, target_bucket: str, managed_buckets: Collection[str]
 ) -> pd.DataFrame:
-    """Every misplaced handle of the project, conflicts included (OUT_OF_PLACE_SCHEMA columns)."""
-    return _fetch(replica, out_of_place_query(project_id, target_bucket, managed_buckets), OUT_OF_PLACE_SCHEMA)
+    """Every misplaced handle of the project, conflicts included (OUT_OF_PLACE_SCHEMA columns).
+
+    Two steps rather than one query, so the replica is scanned once: the project's handles, then
+    its previews by id (a preview that is also one of the project's handles counts as its own)."""
+    with _connected(replica) as conn:
+        own = _fetch_table(conn, own_handles_query(project_id, target_bucket, managed_buckets), OWN_HANDLES_SCHEMA)
+        misplaced = own.filter(own["misplaced"])
+        wanted = pc.unique(own["preview_id"].drop_null())
+        wanted = wanted.filter(pc.invert(pc.is_in(wanted, value_set=misplaced["file_handle_id"])))
+        previews = [
+            _fetch_table(conn, previews_query(chunk, target_bucket, managed_buckets), HANDLE_SCHEMA)
+            for chunk in _chunks(wanted.to_pylist(), PREVIEW_IDS_PER_QUERY)
+        ]
+    parts = [_flagged(misplaced.select(HANDLE_SCHEMA.names), False), *(_flagged(p, True) for p in previews)]
+    return _frame(pa.concat_tables(parts))
+
+
+def _flagged(handles: pa.Table, is_preview: bool) -> pa.Table:
+    flags = pa.array([is_preview] * handles.num_rows, type=pa.bool_())
+    return handles.append_column(OUT_OF_PLACE_SCHEMA.field("is_preview"), flags).cast(OUT_OF_PLACE_SCHEMA)
+
+
+def _chunks(values: list[int], size: int) -> Iterator[list[int]]:
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
 
 
 def shared_handles(replica: Engine | Connection, project_id: int) -> pd.DataFrame:

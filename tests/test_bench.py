@@ -51,6 +51,7 @@ def test_the_benchmark_runs_at_a_tiny_size_and_reports_every_section(tmp_path):
     assert scale["incremental_refresh"]["full_refresh"] is False
     assert scale["incremental_refresh"]["rows_upserted"] == 0
     assert all(found["peak_rss_mb"] >= found["baseline_rss_mb"] > 0 for found in scale["files_out_of_place"].values())
+    assert all(len(found["seconds_of_runs"]) == ROUNDS for found in scale["files_out_of_place"].values())
 
     assert report["repoint"]["handles"] == 50 and report["repoint"]["baseline_handles"] == 10
     assert set(report["targets"]) == {

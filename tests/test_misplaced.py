@@ -10,6 +10,7 @@ from sqlalchemy.engine import make_url
 
 from costalloc_pipeline.config import Settings
 from costalloc_pipeline.db import dispose_engine, engine_for
+from costalloc_pipeline import misplaced as misplaced_module
 from costalloc_pipeline.errors import NotFound
 from costalloc_pipeline.misplaced import (
     CONFLICT_COLUMNS,
@@ -95,6 +96,19 @@ def test_every_version_and_preview_outside_the_target_bucket_once(settings, scen
     row = frame.set_index("file_handle_id").loc[scenario.handles["in_beta"]]
     assert (row["bucket_name"], row["content_size"], row["storage_location_id"]) == (scenario.beta_bucket, 300, 1)
     assert row["key"] == f"1/{scenario.handles['in_beta']}/file{scenario.handles['in_beta']}.txt"
+
+
+def test_previews_fetched_a_few_ids_at_a_time_give_the_same_handles(settings, scenario, monkeypatch):
+    placement = load_placement(engine_for(settings.repository_url))
+
+    def alpha() -> pd.DataFrame:
+        return files_out_of_place(
+            engine_for(settings.replica_url), scenario.alpha_project, scenario.alpha_bucket, placement.managed_buckets
+        ).sort_values("file_handle_id", ignore_index=True)
+
+    whole = alpha()
+    monkeypatch.setattr(misplaced_module, "PREVIEW_IDS_PER_QUERY", 1)
+    pd.testing.assert_frame_equal(alpha(), whole)
 
 
 def test_conflicting_handles_are_set_apart(settings, scenario):
