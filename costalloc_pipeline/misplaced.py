@@ -8,7 +8,7 @@ passed to the replica queries as parameters (the two databases may differ: no cr
 from __future__ import annotations
 
 import io
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -202,7 +202,7 @@ def sharing_query(project_id: int) -> CompoundSelect:
     return union(referenced, previewed)
 
 
-def _fetch_by_copy(conn: Connection, query: Select | CompoundSelect, schema: pa.Schema) -> pa.Table:
+def _blocks_by_copy(conn: Connection, query: Select | CompoundSelect, schema: pa.Schema) -> Iterator[pa.Table]:
     # COPY streams the result as CSV with no per-row work in Python, and Arrow's CSV reader parses it
     # in native code: several times the rows per second of a cursor, at a fraction of the memory.
     compiled = query.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
@@ -220,12 +220,7 @@ def _fetch_by_copy(conn: Connection, query: Select | CompoundSelect, schema: pa.
             false_values=["f"],
         ),
     }
-    tables: list[pa.Table] = []
     pending = io.BytesIO()
-
-    def parse() -> None:
-        tables.append(pacsv.read_csv(pa.BufferReader(pending.getvalue()), **options))
-
     with conn.connection.driver_connection.cursor() as cursor:
         # psycopg binds the parameters client-side: COPY itself takes none.
         with cursor.copy(f"COPY ({compiled}) TO STDOUT WITH (FORMAT csv)", compiled.params) as copy:
@@ -233,38 +228,40 @@ def _fetch_by_copy(conn: Connection, query: Select | CompoundSelect, schema: pa.
             for block in copy:
                 pending.write(block)
                 if pending.tell() >= CSV_BLOCK_BYTES:
-                    parse()
+                    yield pacsv.read_csv(pa.BufferReader(pending.getvalue()), **options)
                     pending = io.BytesIO()
     if pending.tell():
-        parse()
-    return pa.concat_tables(tables) if tables else schema.empty_table()
+        yield pacsv.read_csv(pa.BufferReader(pending.getvalue()), **options)
 
 
-def _fetch_by_cursor(conn: Connection, query: Select | CompoundSelect, schema: pa.Schema) -> pa.Table:
+def _blocks_by_cursor(conn: Connection, query: Select | CompoundSelect, schema: pa.Schema) -> Iterator[pa.Table]:
     # Options on the statement: on the connection they would stay for its later statements.
     result = conn.execute(query.execution_options(stream_results=True, yield_per=FETCH_ROWS))
-    batches = [
-        pa.RecordBatch.from_arrays(
+    for rows in result.partitions():
+        yield pa.Table.from_arrays(
             [pa.array(values, type=field.type) for values, field in zip(zip(*rows), schema)], schema=schema
         )
-        for rows in result.partitions()
-    ]
-    return pa.Table.from_batches(batches, schema=schema)
 
 
-def _fetch_table(conn: Connection, query: Select | CompoundSelect, schema: pa.Schema) -> pa.Table:
-    # COPY through psycopg (3); another PostgreSQL driver, or SQLite, goes through a cursor.
+def _fetch_blocks(conn: Connection, query: Select | CompoundSelect, schema: pa.Schema) -> Iterator[pa.Table]:
+    """The query's rows as Arrow tables of a bounded size, as they arrive: memory stays flat."""
     if conn.dialect.name == "postgresql":
         # Compiling these plans took a tenth of a second or more and bought nothing: simple scans.
         conn.exec_driver_sql("SET LOCAL jit = off")
+    # COPY through psycopg (3); another PostgreSQL driver, or SQLite, goes through a cursor.
     if conn.dialect.driver == "psycopg":
-        return _fetch_by_copy(conn, query, schema)
-    return _fetch_by_cursor(conn, query, schema)
+        return _blocks_by_copy(conn, query, schema)
+    return _blocks_by_cursor(conn, query, schema)
+
+
+def _concat(blocks: Iterable[pa.Table], schema: pa.Schema) -> pa.Table:
+    tables = list(blocks)
+    return pa.concat_tables(tables) if tables else schema.empty_table()
 
 
 def _fetch(replica: Engine | Connection, query: Select | CompoundSelect, schema: pa.Schema) -> pd.DataFrame:
     with _connected(replica) as conn:
-        return _frame(_fetch_table(conn, query, schema))
+        return _frame(_concat(_fetch_blocks(conn, query, schema), schema))
 
 
 def _frame(table: pa.Table) -> pd.DataFrame:
@@ -279,17 +276,21 @@ def files_out_of_place(
 
     Two steps rather than one query, so the replica is scanned once: the project's handles, then
     its previews by id (a preview that is also one of the project's handles counts as its own)."""
+    misplaced: list[pa.Table] = []
+    preview_ids: list[pa.Array] = []
     with _connected(replica) as conn:
-        own = _fetch_table(conn, own_handles_query(project_id, target_bucket, managed_buckets), OWN_HANDLES_SCHEMA)
-        misplaced = own.filter(own["misplaced"])
-        wanted = pc.unique(own["preview_id"].drop_null())
-        wanted = wanted.filter(pc.invert(pc.is_in(wanted, value_set=misplaced["file_handle_id"])))
+        # Block by block, so only the misplaced rows are kept, never the whole project twice.
+        for block in _fetch_blocks(conn, own_handles_query(project_id, target_bucket, managed_buckets), OWN_HANDLES_SCHEMA):
+            misplaced.append(block.filter(block["misplaced"]).select(HANDLE_SCHEMA.names))
+            preview_ids.append(block["preview_id"].drop_null())
+        own = _concat(misplaced, HANDLE_SCHEMA)
+        wanted = pc.unique(pa.chunked_array(preview_ids, type=pa.int64()))
+        wanted = wanted.filter(pc.invert(pc.is_in(wanted, value_set=own["file_handle_id"].combine_chunks())))
         previews = [
-            _fetch_table(conn, previews_query(chunk, target_bucket, managed_buckets), HANDLE_SCHEMA)
+            _concat(_fetch_blocks(conn, previews_query(chunk, target_bucket, managed_buckets), HANDLE_SCHEMA), HANDLE_SCHEMA)
             for chunk in _chunks(wanted.to_pylist(), PREVIEW_IDS_PER_QUERY)
         ]
-    parts = [_flagged(misplaced.select(HANDLE_SCHEMA.names), False), *(_flagged(p, True) for p in previews)]
-    return _frame(pa.concat_tables(parts))
+    return _frame(pa.concat_tables([_flagged(own, False), *(_flagged(p, True) for p in previews)]))
 
 
 def _flagged(handles: pa.Table, is_preview: bool) -> pa.Table:
