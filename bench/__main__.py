@@ -27,6 +27,7 @@ from bench.peers import PeerFailed, versions
 from bench.profiling import ProcessProfile, sampling, summarize
 from bench.race import RaceOptions, run_race
 from bench.relocate import IncompleteMove, relocate
+from bench.request_costs import measure_request_costs
 from bench.repoint_bench import RepointMismatch, run_repoint
 from bench.report import BenchReport
 from bench.scale import ScaleOptions, run_scale
@@ -70,6 +71,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     race.add_argument("--latency-ms", type=_positive, default=50, help="delay added per request in the latency lane")
     race.add_argument("--concurrency", type=_positive, help="costalloc's copy concurrency (default: the settings')")
+    race.add_argument(
+        "--cost-requests", type=_positive, default=1000, help="requests of each kind to price moto's CPU per request"
+    )
     race.add_argument("--skip-race", action="store_true")
     race.add_argument("--skip-job", action="store_true", help="do not time the relocate_project Dagster job")
     race.add_argument("--profile", metavar="DIR", help="also profile one costalloc lane and moto with py-spy into DIR")
@@ -147,6 +151,8 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> BenchReport:
     with MotoServer(work_dir / "moto.log") as moto, PostgresDatabases(args.postgres_url) as databases:
         if not args.skip_race:
             report.race = run_race(moto, databases, work_dir, options, say)
+            with moto.own_core():
+                report.request_costs = measure_request_costs(moto, args.cost_requests)
         if not args.skip_job:
             stage = prepare_move(moto, databases, work_dir, options.files, options.object_size, options.concurrency)
             try:

@@ -11,6 +11,7 @@ from bench.profiling import ProcessProfile
 from bench.race import COSTALLOC, COSTALLOC_WITH_LATENCY, PEERS, RaceResult
 from bench.repoint_bench import RepointResult
 from bench.scale import ScaleResult
+from bench.request_costs import peer_bound
 from bench.stats import Spread
 
 # The targets: name -> (comparison, threshold).
@@ -56,6 +57,8 @@ class BenchReport:
     scale: ScaleResult | None = None
     repoint: RepointResult | None = None
     profiles: list[ProcessProfile] = field(default_factory=list)
+    # moto CPU milliseconds per request, by kind (bench.request_costs).
+    request_costs: dict[str, float] = field(default_factory=dict)
 
     # -- figures ------------------------------------------------------------------------------
 
@@ -162,6 +165,9 @@ class BenchReport:
                 "baseline_handles_per_second": self.repoint.baseline_per_second,
                 "ratio": self.repoint.handles_per_second / self.repoint.baseline_per_second,
             }
+        if self.request_costs:
+            data["moto_cpu_ms_per_request"] = self.request_costs
+            data["costalloc_over_peer_bound"] = peer_bound(self.request_costs)
         if self.profiles:
             data["profiles"] = {
                 profile.name: {
@@ -204,6 +210,13 @@ class BenchReport:
                 f"  per-row autocommit baseline: {r.baseline_handles:,} in {r.baseline_seconds:.2f} s = "
                 f"{r.baseline_per_second:,.0f} handles/s; batched/baseline {r.handles_per_second / r.baseline_per_second:.1f}x",
             ]
+        if self.request_costs:
+            out += ["", "moto CPU per request, by kind (1 KiB objects, the same core placement as the race):"]
+            out += [f"  {kind:40s} {cost:6.2f} ms" for kind, cost in self.request_costs.items()]
+            out.append(
+                f"  bound on costalloc/peer when moto is the bottleneck: (copy + delete) / (verified copy + archive) "
+                f"= {peer_bound(self.request_costs):.2f}"
+            )
         for profile in self.profiles:
             out += ["", f"profile of {profile.name} ({profile.samples} samples of running threads; raw: {profile.raw_path})"]
             out += [f"  self {spot.share:6.1%}  {spot.frame}" for spot in profile.self_time]

@@ -28,7 +28,7 @@ ROUNDS = 1
 def test_the_benchmark_runs_at_a_tiny_size_and_reports_every_section(tmp_path):
     command = [
         sys.executable, "-m", "bench", "--json",
-        "--files", str(FILES), "--rounds", str(ROUNDS),
+        "--files", str(FILES), "--rounds", str(ROUNDS), "--cost-requests", "50",
         "--scale-total", "400", "--scale-projects", "100,20",
         "--repoint-handles", "50", "--repoint-baseline", "10",
         "--postgres-url", POSTGRES_URL, "--work-dir", str(tmp_path),
@@ -44,6 +44,8 @@ def test_the_benchmark_runs_at_a_tiny_size_and_reports_every_section(tmp_path):
     assert race["costalloc_calls"] == {"CopyObject": 2 * FILES * ROUNDS}
     assert race["costalloc_moved_files"] == FILES * ROUNDS
     assert report["relocate_project_job"]["skipped"] is None, report["relocate_project_job"]
+    assert set(report["moto_cpu_ms_per_request"]) >= {"DeleteObject (peers)", "CopyObject, costalloc's archive"}
+    assert all(cost > 0 for cost in report["moto_cpu_ms_per_request"].values())
 
     scale = report["scale"]
     assert scale["total_versions"] == 400

@@ -21,7 +21,7 @@ _READ_CHUNK = 8 * 1024**2
 ARCHIVE_STORAGE_CLASSES = frozenset({"GLACIER", "DEEP_ARCHIVE", "GLACIER_IR"})
 # A live copy carries no tags: above all not the archive tag, which a lifecycle rule expires. An
 # archived object left at the same key by an earlier move must not pass its tags on.
-_NO_TAGS = {"TaggingDirective": "REPLACE", "Tagging": ""}
+NO_TAGS = {"TaggingDirective": "REPLACE", "Tagging": ""}
 # What a download of the object is served with: a moved or archived file must be served the same.
 _CARRIED_HEADERS = (
     "ContentType",
@@ -121,7 +121,7 @@ def copy_object(s3: Any, handle: Handle, target_bucket: str, options: CopyOption
                 Key=handle.key,
                 CopySource=source,
                 CopySourceIfMatch=f'"{handle.md5}"',
-                **_NO_TAGS,
+                **NO_TAGS,
             )
         except ClientError as error:
             if _error_code(error) not in ("PreconditionFailed", "412"):
@@ -133,7 +133,7 @@ def copy_object(s3: Any, handle: Handle, target_bucket: str, options: CopyOption
             if etag == handle.md5.lower():
                 return etag
             return verify_by_read(s3, handle, target_bucket)
-    s3.copy_object(Bucket=target_bucket, Key=handle.key, CopySource=source, **_NO_TAGS)
+    s3.copy_object(Bucket=target_bucket, Key=handle.key, CopySource=source, **NO_TAGS)
     return verify_by_read(s3, handle, target_bucket)
 
 
