@@ -27,7 +27,7 @@ from costalloc_pipeline.audit import audit
 from costalloc_pipeline.bootstrap import bootstrap
 from costalloc_pipeline.config import Settings
 from costalloc_pipeline.db import engine_for
-from costalloc_pipeline.embedded import free_port, start_moto
+from costalloc_pipeline.embedded import free_port, start_embedded_s3
 from costalloc_pipeline.local_runner import LocalRunner
 from costalloc_pipeline.misplaced import load_placement
 from costalloc_pipeline.progress import project_progress
@@ -36,6 +36,8 @@ from costalloc_pipeline.schema.repository import FileStatus, MetadataType, files
 from costalloc_pipeline.seed import SeedSpec, seed_repository
 
 ROOT = Path(__file__).resolve().parent.parent
+DEMO_DIR = ROOT / "data" / "demo"
+STACK = "demo"
 
 
 def say(message: str) -> None:
@@ -100,15 +102,13 @@ def run_demo(workdir: Path) -> int:
     shutil.copy(ROOT / "dagster.yaml", dagster_home / "dagster.yaml")
     os.environ["DAGSTER_HOME"] = str(dagster_home)
 
-    port = free_port()
-    say(f"starting the embedded S3 (moto's server) on 127.0.0.1:{port}")
-    moto = start_moto(port, log_path=workdir / "s3-server.log")
+    data_dir = workdir / "data"
+    server = start_embedded_s3(data_dir)
+    say(f"started the embedded S3 (moto's server) on {server.endpoint}")
     try:
-        settings = Settings(data_dir=workdir / "data", s3_endpoint_url=f"http://127.0.0.1:{port}", stack="demo")
-        return _demo(settings)
+        return _demo(Settings(data_dir=data_dir, s3_endpoint_url=server.endpoint, stack=STACK))
     finally:
-        moto.kill()
-        moto.wait()
+        server.stop()
 
 
 def _demo(settings: Settings) -> int:
@@ -182,11 +182,15 @@ def _finish(settings, s3, report, tally: Tally, before, after, external_before, 
             say(f"INVARIANT BROKEN: {problem}")
         return 1
     say("every check passed; invariants I1-I6 hold")
+    say(
+        f"audit it again at any time: COSTALLOC_DATA_DIR={settings.data_dir.relative_to(ROOT)} "
+        f"COSTALLOC_STACK={STACK} .venv/bin/costalloc verify"
+    )
     return 0
 
 
 def main() -> None:
-    sys.exit(run_demo(ROOT / "data" / "demo"))
+    sys.exit(run_demo(DEMO_DIR))
 
 
 if __name__ == "__main__":

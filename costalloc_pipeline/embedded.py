@@ -1,21 +1,29 @@
 """The embedded default S3: moto's server in a background process on localhost.
 
 Its objects live in memory; every request is also recorded in the data folder and replayed when
-the server has to be started again, so the embedded repository survives a reboot.
+the server has to be started again, so the embedded repository survives a reboot. Each data
+folder has a server of its own, on a free port written down in the folder.
 """
 
 from __future__ import annotations
 
+import base64
+import fcntl
+import http.client
+import json
 import os
+import signal
 import socket
 import subprocess
 import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
 from pathlib import Path
-
-DEFAULT_PORT = 5055
+from urllib.parse import urlsplit
 
 
 def free_port() -> int:
@@ -61,32 +69,122 @@ def start_moto(
     return process
 
 
-def ensure_embedded_s3(data_dir: Path, port: int = DEFAULT_PORT) -> str:
-    """Return the embedded endpoint, starting (and restoring) the server if it is not running."""
-    endpoint = f"http://127.0.0.1:{port}"
-    if is_serving(endpoint):
-        return endpoint
+@dataclass(frozen=True)
+class EmbeddedS3:
+    endpoint: str
+    pid: int
+
+    def stop(self) -> None:
+        """Stop the server; its recording stays, for the next start to replay."""
+        try:
+            os.kill(self.pid, signal.SIGKILL)
+            os.waitpid(self.pid, 0)
+        except (ProcessLookupError, ChildProcessError):
+            pass
+
+
+def _server_file(data_dir: Path) -> Path:
+    return data_dir / "s3-server.json"
+
+
+def running_embedded_s3(data_dir: Path) -> EmbeddedS3 | None:
+    """The data folder's embedded server, when it is up."""
+    try:
+        server = EmbeddedS3(**json.loads(_server_file(data_dir).read_text()))
+    except (OSError, ValueError, TypeError):
+        return None
+    return server if is_serving(server.endpoint) else None
+
+
+@contextmanager
+def _locked(data_dir: Path) -> Iterator[None]:
+    # Two commands starting at once must not start two servers recording into one file.
+    with open(data_dir / "s3-server.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def ensure_embedded_s3(data_dir: Path) -> str:
+    """The endpoint of the data folder's own embedded S3, started (and restored) when it is not
+    running. Each data folder has its own server on a free port, remembered in the folder."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    with _locked(data_dir):
+        running = running_embedded_s3(data_dir)
+        if running is not None:
+            return running.endpoint
+        return start_embedded_s3(data_dir).endpoint
+
+
+def _remembered_port(data_dir: Path) -> int | None:
+    try:
+        return int(json.loads(_server_file(data_dir).read_text())["endpoint"].rsplit(":", 1)[1])
+    except (OSError, ValueError, KeyError, IndexError):
+        return None
+
+
+def _is_free(port: int) -> bool:
+    with socket.socket() as sock:
+        # As the server binds: a port whose last connections are closing is free to it.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def start_embedded_s3(data_dir: Path) -> EmbeddedS3:
+    """A new embedded server for the data folder, holding what the folder's recording holds.
+
+    It listens on the port the folder's server had before when that port is free, so the
+    folder's endpoint stays the same from one start to the next."""
     data_dir.mkdir(parents=True, exist_ok=True)
     recording = (data_dir / "s3-recording.jsonl").resolve()
-    replay_from = None
-    if recording.exists() and recording.stat().st_size:
-        replay_from = recording.with_suffix(".replay")
-        recording.replace(replay_from)
-    start_moto(port, data_dir / "s3-server.log", recording)
-    if replay_from is not None:
-        _replay(endpoint, replay_from, recording)
-    return endpoint
+    saved = recording.with_suffix(".replay")
+    if saved.exists():
+        # A replay was interrupted: the saved log is whole, the new one is not.
+        recording.unlink(missing_ok=True)
+    elif recording.exists() and recording.stat().st_size:
+        recording.replace(saved)
+    remembered = _remembered_port(data_dir)
+    port = remembered if remembered is not None and _is_free(remembered) else free_port()
+    process = start_moto(port, data_dir / "s3-server.log", recording)
+    server = EmbeddedS3(f"http://127.0.0.1:{port}", process.pid)
+    if saved.exists():
+        _replay(server.endpoint, saved)
+        saved.unlink()
+    _server_file(data_dir).write_text(json.dumps(asdict(server)))
+    return server
 
 
-def _replay(endpoint: str, saved: Path, recording: Path) -> None:
-    # Replaying re-records nothing, so the saved log becomes the new log's start.
-    request = urllib.request.Request(
-        f"{endpoint}/moto-api/recorder/upload-recording", data=saved.read_bytes(), method="POST"
-    )
-    urllib.request.urlopen(request, timeout=300).close()
-    urllib.request.urlopen(
-        urllib.request.Request(f"{endpoint}/moto-api/recorder/replay-recording", method="POST"), timeout=600
-    ).close()
-    saved.unlink()
-    if not recording.exists():
-        raise RuntimeError("embedded S3 recording was not restored")
+# Requests that change nothing need not be replayed.
+_READS = frozenset({"GET", "HEAD"})
+_NOT_FORWARDED = frozenset({"host", "content-length", "transfer-encoding"})
+
+
+def _replay(endpoint: str, saved: Path) -> None:
+    """Send the saved requests that changed the state to the new server, in order; it records
+    them again. (moto's own replay endpoint restores nothing in server mode, moto 5.2.)"""
+    server = urlsplit(endpoint)
+    # http.client sends the headers as recorded; urllib would add a form Content-Type to bodies.
+    connection = http.client.HTTPConnection(server.hostname or "127.0.0.1", server.port, timeout=60)
+    try:
+        with saved.open() as rows:
+            for line in rows:
+                row = json.loads(line)
+                if row["method"] in _READS:
+                    continue
+                url = urlsplit(row["url"])
+                body = row.get("body") or ""
+                data = base64.b64decode(body) if row.get("body_encoded") in (True, "True") else body.encode()
+                headers = {name: value for name, value in row["headers"].items() if name.lower() not in _NOT_FORWARDED}
+                # A refusal is replayed as it happened the first time: nothing to do about it.
+                connection.request(row["method"], url.path + (f"?{url.query}" if url.query else ""), data, headers)
+                connection.getresponse().read()
+                # moto closes every connection after its answer.
+                connection.close()
+    finally:
+        connection.close()
