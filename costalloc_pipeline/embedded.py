@@ -87,13 +87,18 @@ def _server_file(data_dir: Path) -> Path:
     return data_dir / "s3-server.json"
 
 
-def running_embedded_s3(data_dir: Path) -> EmbeddedS3 | None:
-    """The data folder's embedded server, when it is up."""
+def _last_server(data_dir: Path) -> EmbeddedS3 | None:
+    """The server the data folder last had, up or not."""
     try:
-        server = EmbeddedS3(**json.loads(_server_file(data_dir).read_text()))
+        return EmbeddedS3(**json.loads(_server_file(data_dir).read_text()))
     except (OSError, ValueError, TypeError):
         return None
-    return server if is_serving(server.endpoint) else None
+
+
+def running_embedded_s3(data_dir: Path) -> EmbeddedS3 | None:
+    """The data folder's embedded server, when it is up."""
+    server = _last_server(data_dir)
+    return server if server is not None and is_serving(server.endpoint) else None
 
 
 @contextmanager
@@ -116,13 +121,6 @@ def ensure_embedded_s3(data_dir: Path) -> str:
         if running is not None:
             return running.endpoint
         return start_embedded_s3(data_dir).endpoint
-
-
-def _remembered_port(data_dir: Path) -> int | None:
-    try:
-        return int(json.loads(_server_file(data_dir).read_text())["endpoint"].rsplit(":", 1)[1])
-    except (OSError, ValueError, KeyError, IndexError):
-        return None
 
 
 def _is_free(port: int) -> bool:
@@ -149,7 +147,8 @@ def start_embedded_s3(data_dir: Path) -> EmbeddedS3:
         recording.unlink(missing_ok=True)
     elif recording.exists() and recording.stat().st_size:
         recording.replace(saved)
-    remembered = _remembered_port(data_dir)
+    last = _last_server(data_dir)
+    remembered = urlsplit(last.endpoint).port if last is not None else None
     port = remembered if remembered is not None and _is_free(remembered) else free_port()
     process = start_moto(port, data_dir / "s3-server.log", recording)
     server = EmbeddedS3(f"http://127.0.0.1:{port}", process.pid)
