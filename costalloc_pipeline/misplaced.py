@@ -294,7 +294,7 @@ def files_out_of_place(
 
 
 def _flagged(handles: pa.Table, is_preview: bool) -> pa.Table:
-    flags = pa.array([is_preview] * handles.num_rows, type=pa.bool_())
+    flags = pa.repeat(pa.scalar(is_preview, type=pa.bool_()), handles.num_rows)
     return handles.append_column(OUT_OF_PLACE_SCHEMA.field("is_preview"), flags).cast(OUT_OF_PLACE_SCHEMA)
 
 
