@@ -64,20 +64,23 @@ class MotoServer:
         if len(cores) < 2:
             yield "not pinned (one core)"
             return
-        server, clients = {cores[0]}, set(cores[1:])
-        # Threads made later (one per request) inherit the accepting thread's affinity.
-        for task in Path(f"/proc/{self.pid}/task").iterdir():
-            os.sched_setaffinity(int(task.name), server)
+        clients = set(cores[1:])
+        self._pin({cores[0]})
         os.sched_setaffinity(0, clients)
         try:
             yield f"moto pinned to core {cores[0]}, clients to cores {','.join(map(str, sorted(clients)))}"
         finally:
             os.sched_setaffinity(0, set(cores))
-            for task in Path(f"/proc/{self.pid}/task").iterdir():
-                try:
-                    os.sched_setaffinity(int(task.name), set(cores))
-                except ProcessLookupError:
-                    pass
+            self._pin(set(cores))
+
+    def _pin(self, cores: set[int]) -> None:
+        # Every thread of the server; threads made later (one per request) inherit the accepting
+        # thread's affinity.
+        for task in Path(f"/proc/{self.pid}/task").iterdir():
+            try:
+                os.sched_setaffinity(int(task.name), cores)
+            except ProcessLookupError:
+                pass  # a request thread that has just ended
 
     def reset(self) -> None:
         """Forget every bucket and object, so each measured move starts from the same state."""
