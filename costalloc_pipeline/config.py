@@ -1,10 +1,23 @@
-"""Settings read from the environment, with the embedded defaults of DESIGN.md section 6."""
+"""Settings read from the environment, with the embedded defaults of DESIGN.md section 6.
+
+Every setting is checked in one place, `validate_values`, whether it comes from the environment
+(`Settings.from_env`), from code (`Settings(...)`) or from Dagster's launchpad (`CostAllocSettings`);
+a bad value is a `ConfigError` whose reason names the COSTALLOC_* variable.
+"""
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
+from typing import Any
+
+from costalloc_pipeline.errors import ConfigError
+from costalloc_pipeline.storage_classes import (
+    ARCHIVE_STORAGE_CLASSES,
+    DEFAULT_ARCHIVE_STORAGE_CLASS,
+)
 
 DEFAULT_DATA_DIR = "data"
 DEFAULT_STACK = "dev"
@@ -12,15 +25,74 @@ DEFAULT_MULTIPART_THRESHOLD = 5 * 1024**3
 DEFAULT_PART_SIZE = 512 * 1024**2
 REAL_S3 = "aws"
 
+ARCHIVE_STORAGE_CLASS_VARIABLE = "COSTALLOC_ARCHIVE_STORAGE_CLASS"
 
-def _int(name: str, default: int) -> int:
+# Each integer setting: its variable and the smallest value allowed.
+INTEGER_SETTINGS: dict[str, tuple[str, int]] = {
+    "archive_retention_days": ("COSTALLOC_ARCHIVE_RETENTION_DAYS", 1),
+    "archive_grace_seconds": ("COSTALLOC_ARCHIVE_GRACE_SECONDS", 0),
+    "bundle_max_files": ("COSTALLOC_BUNDLE_MAX_FILES", 1),
+    "bundle_max_bytes": ("COSTALLOC_BUNDLE_MAX_BYTES", 1),
+    "max_bundles": ("COSTALLOC_MAX_BUNDLES", 1),
+    "copy_concurrency": ("COSTALLOC_COPY_CONCURRENCY", 1),
+    "multipart_threshold": ("COSTALLOC_MULTIPART_THRESHOLD", 0),
+    # AWS wants parts of at least 5 MiB (but the last); tests use tiny parts against moto.
+    "multipart_part_size": ("COSTALLOC_MULTIPART_PART_SIZE", 1),
+    "lease_seconds": ("COSTALLOC_LEASE_SECONDS", 1),
+    "audit_sample": ("COSTALLOC_AUDIT_SAMPLE", 0),
+}
+
+__all__ = [
+    "ARCHIVE_STORAGE_CLASSES",
+    "INTEGER_SETTINGS",
+    "ConfigError",
+    "Settings",
+    "validate_values",
+]
+
+
+def _integer(variable: str, minimum: int, value: object) -> int:
+    number: int | None = None
+    if type(value) is int:
+        number = value
+    elif isinstance(value, str):
+        try:
+            number = int(value.strip())
+        except ValueError:
+            number = None
+    if number is None or number < minimum:
+        raise ConfigError(f"{variable} must be an integer >= {minimum}, got {value!r}")
+    return number
+
+
+def _archive_storage_class(value: object) -> str:
+    name = value.strip().upper() if isinstance(value, str) else None
+    if name not in ARCHIVE_STORAGE_CLASSES:
+        allowed = ", ".join(sorted(ARCHIVE_STORAGE_CLASSES))
+        raise ConfigError(f"{ARCHIVE_STORAGE_CLASS_VARIABLE} must be one of {allowed} (any case), got {value!r}")
+    return name
+
+
+def validate_values(values: Mapping[str, Any]) -> dict[str, Any]:
+    """The checked, normalised value of each validated setting in `values` (by field name).
+
+    Integers may be given as text (as the environment does); the archive storage class in any case,
+    returned upper-case. Raises ConfigError naming the variable of the first bad value.
+    """
+    checked: dict[str, Any] = {}
+    for name, value in values.items():
+        if name in INTEGER_SETTINGS:
+            variable, minimum = INTEGER_SETTINGS[name]
+            checked[name] = _integer(variable, minimum, value)
+        elif name == "archive_storage_class":
+            checked[name] = _archive_storage_class(value)
+    return checked
+
+
+def _env(name: str) -> str | None:
+    """The variable's text, or None when it is unset or empty (the default applies)."""
     raw = os.environ.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        return int(raw)
-    except ValueError:
-        raise SystemExit(f"costalloc: {name} must be an integer, got {raw!r}") from None
+    return None if raw is None or raw == "" else raw
 
 
 def _endpoint(raw: str | None) -> str | None:
@@ -48,8 +120,10 @@ class Settings:
     s3_region: str = "us-east-1"
     stack: str = DEFAULT_STACK
     default_bucket: str = ""
-    archive_storage_class: str = "GLACIER"
+    archive_storage_class: str = DEFAULT_ARCHIVE_STORAGE_CLASS
     archive_retention_days: int = 365
+    # How long after a repoint the old object stays live before it may be archived (late readers and writers).
+    archive_grace_seconds: int = 86400
     bundle_max_files: int = 500
     bundle_max_bytes: int = 50 * 1024**3
     max_bundles: int = 200
@@ -61,8 +135,11 @@ class Settings:
     dataset_bucket: str = ""
     # Handles the scheduled invariant audit checks: 0 for every one, else a random sample of that many.
     audit_sample: int = 0
+    # How long a relocation run's lease on a project lasts without renewal.
+    lease_seconds: int = 600
 
     def __post_init__(self) -> None:
+        self.validate()
         if not self.repository_url:
             object.__setattr__(self, "repository_url", f"sqlite:///{self.data_dir / 'repository.db'}")
         if not self.replica_url:
@@ -70,12 +147,24 @@ class Settings:
         if not self.default_bucket:
             object.__setattr__(self, "default_bucket", f"{self.stack}-costalloc-default")
 
+    def validate(self) -> None:
+        """Check every setting (ConfigError naming its variable) and store the normalised values."""
+        current = {f.name: getattr(self, f.name) for f in fields(self)}
+        for name, value in validate_values(current).items():
+            object.__setattr__(self, name, value)
+
     def with_changes(self, **changes: object) -> "Settings":
         return replace(self, **changes)
 
     @classmethod
     def from_env(cls) -> "Settings":
         env = os.environ.get
+        # Only the variables that are set: the others keep the field's default. Text is checked by validate().
+        given: dict[str, Any] = {
+            name: raw for name, (variable, _) in INTEGER_SETTINGS.items() if (raw := _env(variable)) is not None
+        }
+        if (raw := _env(ARCHIVE_STORAGE_CLASS_VARIABLE)) is not None:
+            given["archive_storage_class"] = raw
         return cls(
             data_dir=Path(env("COSTALLOC_DATA_DIR", DEFAULT_DATA_DIR)),
             repository_url=env("COSTALLOC_REPOSITORY_URL", ""),
@@ -85,15 +174,7 @@ class Settings:
             s3_region=env("COSTALLOC_S3_REGION", "us-east-1"),
             stack=env("COSTALLOC_STACK", DEFAULT_STACK),
             default_bucket=env("COSTALLOC_DEFAULT_BUCKET", ""),
-            archive_storage_class=env("COSTALLOC_ARCHIVE_STORAGE_CLASS", "GLACIER"),
-            archive_retention_days=_int("COSTALLOC_ARCHIVE_RETENTION_DAYS", 365),
-            bundle_max_files=_int("COSTALLOC_BUNDLE_MAX_FILES", 500),
-            bundle_max_bytes=_int("COSTALLOC_BUNDLE_MAX_BYTES", 50 * 1024**3),
-            max_bundles=_int("COSTALLOC_MAX_BUNDLES", 200),
-            copy_concurrency=_int("COSTALLOC_COPY_CONCURRENCY", 32),
-            multipart_threshold=_int("COSTALLOC_MULTIPART_THRESHOLD", DEFAULT_MULTIPART_THRESHOLD),
-            multipart_part_size=_int("COSTALLOC_MULTIPART_PART_SIZE", DEFAULT_PART_SIZE),
             other_repository_urls=_list("COSTALLOC_OTHER_REPOSITORY_URLS"),
             dataset_bucket=env("COSTALLOC_DATASET_BUCKET", ""),
-            audit_sample=_int("COSTALLOC_AUDIT_SAMPLE", 0),
+            **given,
         )

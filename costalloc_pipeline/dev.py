@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from costalloc_pipeline.bootstrap import bootstrap
+from costalloc_pipeline.errors import exit_2_on_caller_error
 from costalloc_pipeline.runtime import resolve_settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -21,7 +22,9 @@ UI_PORT = os.environ.get("COSTALLOC_UI_PORT", "3000")
 
 
 def main() -> None:
-    settings = resolve_settings()
+    # A configuration mistake is one line and exit 2, not a traceback.
+    with exit_2_on_caller_error():
+        settings = resolve_settings()
     result = bootstrap(settings)
     if result.admin_token:
         print(f"admin token (shown once): {result.admin_token}")

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 
 class CostAllocError(Exception):
     status: int = 400
@@ -12,6 +16,12 @@ class CostAllocError(Exception):
 
 
 class BadRequest(CostAllocError):
+    status = 400
+
+
+class ConfigError(CostAllocError):
+    """A COSTALLOC_* setting is out of range or not of its kind; the reason names the variable."""
+
     status = 400
 
 
@@ -35,3 +45,18 @@ class Unavailable(CostAllocError):
     """A dependency (S3, the account's limits) refused; nothing was written."""
 
     status = 503
+
+
+def one_line(error: CostAllocError) -> str:
+    """How the command line shows a caller's mistake."""
+    return f"costalloc: {error.reason}"
+
+
+@contextmanager
+def exit_2_on_caller_error() -> Iterator[None]:
+    """For a script's main (e.g. `python -m costalloc_pipeline.dev`): a caller's mistake is one line and exit 2."""
+    try:
+        yield
+    except CostAllocError as error:
+        print(one_line(error), file=sys.stderr)
+        raise SystemExit(2) from None

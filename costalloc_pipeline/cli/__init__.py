@@ -7,7 +7,7 @@ import sys
 from collections.abc import Sequence
 
 from costalloc_pipeline.cli import admin, allocations, resume, seed, serve, verify
-from costalloc_pipeline.errors import CostAllocError
+from costalloc_pipeline.errors import CostAllocError, one_line
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -24,10 +24,12 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        # Settings are read inside the handler (Settings.from_env / runtime.resolve_settings), so a
+        # ConfigError in a COSTALLOC_* variable lands here too, before anything is created.
         return args.handler(args) or 0
     except CostAllocError as error:
         # A caller's mistake: one line and a non-zero status, never a traceback.
-        print(f"costalloc: {error.reason}", file=sys.stderr)
+        print(one_line(error), file=sys.stderr)
         return 2
 
 
