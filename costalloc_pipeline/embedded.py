@@ -23,7 +23,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import quote, unquote, urlsplit
+from xml.etree import ElementTree
 
 
 def free_port() -> int:
@@ -33,8 +34,10 @@ def free_port() -> int:
 
 
 def is_serving(endpoint: str) -> bool:
+    # Not /moto-api/data.json: it walks every model, and fails (500) once after each new multipart
+    # part (moto 5.2), so a server holding multipart uploads looked down and got a twin.
     try:
-        with urllib.request.urlopen(f"{endpoint}/moto-api/data.json", timeout=2):
+        with urllib.request.urlopen(f"{endpoint}/moto-api/config", timeout=2):
             return True
     except (urllib.error.URLError, OSError):
         return False
@@ -164,12 +167,57 @@ _READS = frozenset({"GET", "HEAD"})
 _NOT_FORWARDED = frozenset({"host", "content-length", "transfer-encoding"})
 
 
+class _UploadIds:
+    """The upload ids of the recording, mapped to those the new server gives on the replay.
+
+    A replayed CreateMultipartUpload gets a new id, while the recorded UploadPart(Copy),
+    CompleteMultipartUpload and AbortMultipartUpload name the old one; they would all fail with
+    NoSuchUpload and the object would be lost. The recording holds requests, not answers, so the
+    create an old id came from is inferred: the first request naming an unknown id on an object
+    claims the latest unclaimed create of that object (a client goes on with the answer of its
+    last create; a create retried after a lost answer leaves the earlier upload unused)."""
+
+    def __init__(self) -> None:
+        self._new: dict[str, str] = {}
+        self._unclaimed: dict[str, list[str]] = {}
+
+    def created(self, path: str, answer: bytes) -> None:
+        try:
+            new_id = ElementTree.fromstring(answer).findtext("{*}UploadId")
+        except ElementTree.ParseError:
+            return
+        if new_id:
+            self._unclaimed.setdefault(path, []).append(new_id)
+
+    def rewrite(self, path: str, query: str) -> str:
+        """The query with its recorded uploadId replaced by the new server's."""
+        pairs = query.split("&")
+        for index, pair in enumerate(pairs):
+            name, _, value = pair.partition("=")
+            if name != "uploadId":
+                continue
+            old_id = unquote(value)
+            if old_id not in self._new and self._unclaimed.get(path):
+                self._new[old_id] = self._unclaimed[path].pop()
+            # An id with no create to claim (its create was refused) stays, and fails as it must.
+            pairs[index] = f"uploadId={quote(self._new.get(old_id, old_id), safe='')}"
+        return "&".join(pairs)
+
+
+def _is_create_multipart(method: str, query: str) -> bool:
+    return method == "POST" and "uploads" in (pair.partition("=")[0] for pair in query.split("&"))
+
+
 def _replay(endpoint: str, saved: Path) -> None:
     """Send the saved requests that changed the state to the new server, in order; it records
-    them again. (moto's own replay endpoint restores nothing in server mode, moto 5.2.)"""
+    them again. (moto's own replay endpoint restores nothing in server mode, moto 5.2.)
+
+    The order also keeps UploadPartCopy after the objects it copies from, and the parts' ETags in
+    a CompleteMultipartUpload body still match: they are the parts' MD5s, the same bytes again."""
     server = urlsplit(endpoint)
     # http.client sends the headers as recorded; urllib would add a form Content-Type to bodies.
     connection = http.client.HTTPConnection(server.hostname or "127.0.0.1", server.port, timeout=60)
+    upload_ids = _UploadIds()
     try:
         with saved.open() as rows:
             for line in rows:
@@ -177,12 +225,17 @@ def _replay(endpoint: str, saved: Path) -> None:
                 if row["method"] in _READS:
                     continue
                 url = urlsplit(row["url"])
+                # The raw path (bucket and key, as the project addresses buckets by path) names the object.
+                query = upload_ids.rewrite(url.path, url.query) if "uploadId=" in url.query else url.query
                 body = row.get("body") or ""
                 data = base64.b64decode(body) if row.get("body_encoded") in (True, "True") else body.encode()
                 headers = {name: value for name, value in row["headers"].items() if name.lower() not in _NOT_FORWARDED}
                 # A refusal is replayed as it happened the first time: nothing to do about it.
-                connection.request(row["method"], url.path + (f"?{url.query}" if url.query else ""), data, headers)
-                connection.getresponse().read()
+                connection.request(row["method"], url.path + (f"?{query}" if query else ""), data, headers)
+                response = connection.getresponse()
+                answer = response.read()
+                if response.status == 200 and _is_create_multipart(row["method"], url.query):
+                    upload_ids.created(url.path, answer)
                 # moto closes every connection after its answer.
                 connection.close()
     finally:
