@@ -10,15 +10,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.servers import MotoServer, PostgresDatabases
 from costalloc_pipeline import service
 from costalloc_pipeline.auth import admin_caller
 from costalloc_pipeline.config import Settings
 from costalloc_pipeline.db import engine_for
-from costalloc_pipeline.replication import refresh_entity_replication, refresh_file_replication
+from costalloc_pipeline.replication import (
+    refresh_entity_replication,
+    refresh_file_replication,
+)
 from costalloc_pipeline.s3 import s3_client
 from costalloc_pipeline.seed import SeedSpec, seed_repository
-
-from bench.servers import MotoServer, PostgresDatabases
 
 STACK = "bench"
 COST_ALLOCATION = "benchmark"
@@ -59,7 +61,13 @@ def project_spec(files: int, object_size: int) -> SeedSpec:
 
 def stage_settings(endpoint: str, database_url: str, data_dir: Path, concurrency: int | None) -> Settings:
     settings = Settings(
-        data_dir=data_dir, repository_url=database_url, replica_url=database_url, s3_endpoint_url=endpoint, stack=STACK
+        data_dir=data_dir,
+        repository_url=database_url,
+        replica_url=database_url,
+        s3_endpoint_url=endpoint,
+        stack=STACK,
+        # The race times the whole protocol, archive included, as the peers' moves delete at once.
+        archive_grace_seconds=0,
     )
     return settings if concurrency is None else settings.with_changes(copy_concurrency=concurrency)
 

@@ -13,8 +13,12 @@ from pathlib import Path
 from typing import Any
 
 from costalloc_pipeline.db import engine_for
-from costalloc_pipeline.misplaced import find_out_of_place, load_placement
-from costalloc_pipeline.replication import refresh_entity_replication, refresh_file_replication
+from costalloc_pipeline.misplaced import find_out_of_place
+from costalloc_pipeline.placement import load_placement
+from costalloc_pipeline.replication import (
+    refresh_entity_replication,
+    refresh_file_replication,
+)
 
 
 def memory_mb(field: str) -> float:

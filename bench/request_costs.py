@@ -12,11 +12,10 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from costalloc_pipeline.mover.archive import ARCHIVE_TAG_KEY, ARCHIVE_TAG_VALUE
+from bench.servers import MotoServer
+from costalloc_pipeline.mover.archive import ARCHIVE_TAGGING
 from costalloc_pipeline.mover.copier import NO_TAGS
 from costalloc_pipeline.s3 import make_s3_client
-
-from bench.servers import MotoServer
 
 SOURCE, TARGET = "costs-source", "costs-target"
 THREADS = 16
@@ -38,7 +37,7 @@ def _kinds(md5: str) -> dict[str, Callable[[Any, str], object]]:
             StorageClass="GLACIER",
             MetadataDirective="COPY",
             TaggingDirective="REPLACE",
-            Tagging=f"{ARCHIVE_TAG_KEY}={ARCHIVE_TAG_VALUE}",
+            Tagging=ARCHIVE_TAGGING,
         ),
         "DeleteObject (peers)": lambda s3, key: s3.delete_object(Bucket=TARGET, Key=key),
     }

@@ -34,11 +34,12 @@ from sqlalchemy import Connection, Select, and_, func, not_, or_, select, tuple_
 
 from costalloc_pipeline.buckets import ARCHIVE_RULE_ID, ARCHIVE_TAG
 from costalloc_pipeline.db import utcnow
-from costalloc_pipeline.misplaced import load_placement
 from costalloc_pipeline.mover.copier import head, read_md5
-from costalloc_pipeline.schema.repository import FileStatus, MetadataType, MoveState, files, move_ledger
+from costalloc_pipeline.mover.lease import live_runs
+from costalloc_pipeline.placement import live_condition, load_placement
+from costalloc_pipeline.schema.repository import MoveState, files, move_ledger
+from costalloc_pipeline.storage_classes import ARCHIVE_STORAGE_CLASSES
 
-ARCHIVE_CLASSES = frozenset({"GLACIER", "DEEP_ARCHIVE", "GLACIER_IR"})
 FIRST_IDS = 10
 
 MISSING = "I1: object missing"
@@ -51,6 +52,7 @@ UNSAFE_LIFECYCLE = "I3: bucket lifecycle expires archives early or expires other
 OUTSIDE = "I5: ledger row outside repository-managed storage"
 COPIED_NOT_REPOINTED = "ledger: copied but not repointed"
 REPOINTED_NOT_ARCHIVED = "ledger: repointed but source not archived"
+OVERWRITTEN = "I1: object differs from the copy verified when the handle was moved there"
 UNCHECKED = "unchecked: S3 refused the check"
 
 S3Errors = (ClientError, BotoCoreError)
@@ -113,7 +115,7 @@ def object_problem(handle: AuditedHandle, found: Mapping[str, Any] | None) -> st
     """What a HEAD answer (None: no object) says is wrong with a handle's object."""
     if found is None:
         return MISSING
-    if found.get("StorageClass") in ARCHIVE_CLASSES:
+    if found.get("StorageClass") in ARCHIVE_STORAGE_CLASSES:
         return ARCHIVED
     if handle.size is not None and found["ContentLength"] != handle.size:
         return WRONG_SIZE
@@ -157,11 +159,7 @@ def lifecycle_problems(rules: Iterable[Mapping[str, Any]], retention_days: int) 
 
 
 def _managed(buckets: Sequence[str]) -> tuple[Any, ...]:
-    return (
-        files.c.status == FileStatus.AVAILABLE.value,
-        files.c.metadata_type == MetadataType.S3.value,
-        files.c.bucket_name.in_(buckets),
-    )
+    return (live_condition(files, buckets),)
 
 
 _HANDLE_COLUMNS = (files.c.id, files.c.bucket_name, files.c.key, files.c.content_size, files.c.content_md5)
@@ -195,6 +193,31 @@ def _archives_query(retention_days: int | None, sample: int | None) -> Select:
     return query.order_by(func.random()).limit(sample) if sample is not None else query
 
 
+def archives_overdue_before(now: dt.datetime, archive_grace_seconds: int) -> dt.datetime:
+    """Repoints at or before this moment should have had their source archived by now. With a grace
+    period the archive is made by the project's next run (the rescan is daily): a day more."""
+    slack = dt.timedelta(days=1) if archive_grace_seconds else dt.timedelta(0)
+    return now - dt.timedelta(seconds=archive_grace_seconds) - slack
+
+
+def _moved_etags(conn: Connection, handle_ids: Sequence[int]) -> dict[int, str]:
+    """ETag of the verified copy each handle was repointed to, where the handle is unchanged since."""
+    if not handle_ids:
+        return {}
+    rows = conn.execute(
+        select(move_ledger.c.file_handle_id, move_ledger.c.target_object_etag)
+        .join(files, files.c.id == move_ledger.c.file_handle_id)
+        .where(
+            move_ledger.c.file_handle_id.in_(list(handle_ids)),
+            move_ledger.c.state.in_([MoveState.REPOINTED.value, MoveState.DONE.value]),
+            move_ledger.c.etag_after == files.c.etag,
+            move_ledger.c.target_bucket == files.c.bucket_name,
+            move_ledger.c.target_object_etag.is_not(None),
+        )
+    )
+    return {handle_id: etag for handle_id, etag in rows}
+
+
 def _batches(conn: Connection, query: Select, batch: int) -> Iterator[list[Any]]:
     result = conn.execution_options(stream_results=True, yield_per=batch).execute(query)
     for rows in result.partitions():
@@ -210,12 +233,16 @@ def _tagged_for_expiry(s3: Any, handle: AuditedHandle) -> bool:
     return {"Key": key, "Value": value} in tags
 
 
-def check_handle(s3: Any, handle: AuditedHandle, read_back: bool) -> str | None:
+def check_handle(s3: Any, handle: AuditedHandle, read_back: bool, moved_etag: str | None = None) -> str | None:
+    """`moved_etag`: the ETag of the copy verified when costalloc moved the handle here (the handle
+    unchanged since): another object at that key now means the copy was overwritten."""
     try:
         found = head(s3, handle.bucket, handle.key)
         problem = object_problem(handle, found)
         if problem is not None or found is None:
             return problem
+        if moved_etag is not None and _plain_etag(found) != moved_etag.lower():
+            return OVERWRITTEN
         if tag_count(found) and _tagged_for_expiry(s3, handle):
             return EXPIRING
         if read_back and md5_unproven(handle, found):
@@ -259,13 +286,15 @@ class _Audit:
     sample: int | None
     retention_days: int | None
     in_progress_runs: frozenset[str]
+    archives_due_before: dt.datetime
     violations: Violations
 
     def handles(self) -> None:
         for rows in _batches(self.conn, _handles_query(self.buckets, self.sample), self.batch):
             handles = [AuditedHandle(*row) for row in rows]
             self.violations.checked_handles += len(handles)
-            problems = self.pool.map(lambda h: check_handle(self.s3, h, self.read_back), handles)
+            moved = _moved_etags(self.conn, [h.id for h in handles])
+            problems = self.pool.map(lambda h: check_handle(self.s3, h, self.read_back, moved.get(h.id)), handles)
             suspects = {h.id: p for h, p in zip(handles, problems) if p is not None}
             for handle_id, problem in sorted(self._confirm(suspects).items()):
                 self.violations.add(problem, handle_id)
@@ -279,7 +308,8 @@ class _Audit:
                 select(*_HANDLE_COLUMNS).where(files.c.id.in_(list(suspects)), *_managed(self.buckets))
             )
             handles = [AuditedHandle(*row) for row in rows]
-        checked = {handle.id: check_handle(self.s3, handle, self.read_back) for handle in handles}
+            moved = _moved_etags(fresh, [h.id for h in handles])
+        checked = {handle.id: check_handle(self.s3, handle, self.read_back, moved.get(handle.id)) for handle in handles}
         return {handle_id: problem for handle_id, problem in checked.items() if problem is not None}
 
     def archives(self) -> None:
@@ -303,8 +333,13 @@ class _Audit:
     def ledger(self) -> None:
         conn, violations = self.conn, self.violations
         violations.checked_ledger_rows = conn.execute(select(func.count()).select_from(move_ledger)).scalar_one()
+        # A repoint younger than the grace period keeps its source live on purpose.
+        repointed_on = func.coalesce(move_ledger.c.repointed_on, move_ledger.c.updated_on)
         half_done_query = select(move_ledger.c.file_handle_id, move_ledger.c.state).where(
-            move_ledger.c.state.in_([MoveState.COPIED.value, MoveState.REPOINTED.value])
+            or_(
+                move_ledger.c.state == MoveState.COPIED.value,
+                and_(move_ledger.c.state == MoveState.REPOINTED.value, repointed_on <= self.archives_due_before),
+            )
         )
         if self.in_progress_runs:
             half_done_query = half_done_query.where(move_ledger.c.run_id.not_in(sorted(self.in_progress_runs)))
@@ -336,21 +371,36 @@ def audit(
     sample: int | None = None,
     retention_days: int | None = None,
     in_progress_runs: frozenset[str] = frozenset(),
+    archive_grace_seconds: int = 0,
 ) -> Violations:
     """Every violation of I1, I2, I3, I5 and every half-done move, with counts and first ids.
 
     `sample`: audit that many random handles and archives instead of all of them. `retention_days`:
     the archive retention period; when given, bucket lifecycle rules are checked against it and
     archives older than it are not looked for. `in_progress_runs`: runs still moving, whose
-    half-done ledger rows are work in progress, not violations.
+    half-done ledger rows are work in progress, not violations (every run holding a live lease is
+    one). `archive_grace_seconds`: a source repointed more recently than this (and a day, for the
+    next run to archive it) is kept live on purpose, not a half-done move.
     """
+    now = utcnow()
+    in_progress_runs = in_progress_runs | live_runs(conn, now)
     placement = load_placement(conn)
     buckets = sorted(placement.managed_buckets)
     violations = Violations(sampled=sample is not None)
     violations.managed_handles = conn.execute(select(func.count()).where(*_managed(buckets))).scalar_one()
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
         run = _Audit(
-            conn, s3, pool, buckets, read_back, batch, sample, retention_days, in_progress_runs, violations
+            conn,
+            s3,
+            pool,
+            buckets,
+            read_back,
+            batch,
+            sample,
+            retention_days,
+            in_progress_runs,
+            archives_overdue_before(now, archive_grace_seconds),
+            violations,
         )
         run.handles()
         run.archives()

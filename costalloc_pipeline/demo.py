@@ -14,7 +14,6 @@ import sys
 import threading
 import time
 import urllib.request
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -28,11 +27,17 @@ from costalloc_pipeline.bootstrap import bootstrap
 from costalloc_pipeline.config import Settings
 from costalloc_pipeline.db import engine_for
 from costalloc_pipeline.embedded import free_port, start_embedded_s3
-from costalloc_pipeline.local_runner import LocalRunner
-from costalloc_pipeline.misplaced import load_placement
+from costalloc_pipeline.local_runner import LocalRunner, Tally
+from costalloc_pipeline.placement import load_placement
 from costalloc_pipeline.progress import project_progress
 from costalloc_pipeline.s3 import s3_client
-from costalloc_pipeline.schema.repository import FileStatus, MetadataType, files, move_ledger
+from costalloc_pipeline.schema.repository import (
+    FileStatus,
+    MetadataType,
+    MoveState,
+    files,
+    move_ledger,
+)
 from costalloc_pipeline.seed import SeedSpec, seed_repository
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -154,8 +159,11 @@ def _finish(settings, s3, report, tally: Tally, before, after, external_before, 
     with repository.connect() as conn:
         placement = load_placement(conn)
         progress = {p: project_progress(conn, p, placement) for p in report.project_ids[:2]}
-        violations = audit(conn, s3)
+        violations = audit(conn, s3, archive_grace_seconds=settings.archive_grace_seconds)
         ledger_rows = conn.execute(select(func.count()).select_from(move_ledger)).scalar_one()
+        awaiting_archive = conn.execute(
+            select(func.count()).select_from(move_ledger).where(move_ledger.c.state == MoveState.REPOINTED.value)
+        ).scalar_one()
     print()
     print(f"{'project':>10} {'files moved':>12} {'bytes moved':>12} {'archived':>9} {'conflicts':>10} {'misplaced':>10}")
     for project, item in progress.items():
@@ -177,6 +185,11 @@ def _finish(settings, s3, report, tally: Tally, before, after, external_before, 
     if any(item.misplaced_files for item in progress.values()):
         problems.append("a check did not pass: files are still misplaced")
     say(f"audited {violations.checked_handles} handles and {ledger_rows} ledger rows")
+    say(
+        f"{awaiting_archive} moved files keep their old object live for the grace period "
+        f"(COSTALLOC_ARCHIVE_GRACE_SECONDS={settings.archive_grace_seconds}), so late readers are safe; "
+        "the project's next run, or `costalloc resume`, archives them once it is over"
+    )
     if problems:
         for problem in problems:
             say(f"INVARIANT BROKEN: {problem}")

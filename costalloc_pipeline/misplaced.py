@@ -8,8 +8,7 @@ passed to the replica queries as parameters (the two databases may differ: no cr
 from __future__ import annotations
 
 import io
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,24 +23,20 @@ from sqlalchemy import (
     Engine,
     FromClause,
     Select,
-    and_,
     false,
     func,
     or_,
     select,
-    union,
 )
 
-from costalloc_pipeline.errors import NotFound
-from costalloc_pipeline.schema.replica import entity_replication, file_replication
-from costalloc_pipeline.schema.repository import (
-    DEFAULT_STORAGE_LOCATION_ID,
-    AssociationState,
-    MetadataType,
-    cost_allocation,
-    cost_allocation_project,
-    storage_location,
+from costalloc_pipeline.placement import (
+    Placement,
+    connected,
+    misplaced_condition,
+    project_handle_ids,
+    referencing_projects,
 )
+from costalloc_pipeline.schema.replica import entity_replication, file_replication
 
 HANDLE_SCHEMA = pa.schema(
     [
@@ -81,24 +76,6 @@ PREVIEW_IDS_PER_QUERY = 5_000
 
 
 @dataclass(frozen=True)
-class Placement:
-    """Where every project's files belong, from the repository's association tables."""
-
-    default_bucket: str
-    allocation_buckets: frozenset[str]
-    # Target bucket of each project with an ACTIVE association; every other project targets the default.
-    active_targets: Mapping[int, str]
-
-    @property
-    def managed_buckets(self) -> frozenset[str]:
-        return self.allocation_buckets | {self.default_bucket}
-
-    def target_bucket(self, project_id: int) -> str:
-        # A REMOVING project, or one never associated, keeps its files in the default bucket.
-        return self.active_targets.get(project_id, self.default_bucket)
-
-
-@dataclass(frozen=True)
 class OutOfPlace:
     """A project's misplaced handles: those safe to move, and those another project wants elsewhere."""
 
@@ -110,42 +87,8 @@ class OutOfPlace:
     conflicts: pd.DataFrame
 
 
-@contextmanager
-def _connected(bind: Engine | Connection) -> Iterator[Connection]:
-    if isinstance(bind, Connection):
-        yield bind
-    else:
-        with bind.connect() as conn:
-            yield conn
-
-
-def load_placement(repository: Engine | Connection) -> Placement:
-    with _connected(repository) as conn:
-        default_bucket = conn.execute(
-            select(storage_location.c.bucket).where(storage_location.c.id == DEFAULT_STORAGE_LOCATION_ID)
-        ).scalar()
-        if default_bucket is None:
-            raise NotFound("the default storage location is missing; run `costalloc init` first")
-        buckets = conn.execute(select(cost_allocation.c.bucket)).scalars().all()
-        active = conn.execute(
-            select(cost_allocation_project.c.project_id, cost_allocation.c.bucket)
-            .join(cost_allocation, cost_allocation.c.id == cost_allocation_project.c.cost_allocation_id)
-            .where(cost_allocation_project.c.state == AssociationState.ACTIVE.value)
-        ).all()
-    return Placement(default_bucket, frozenset(buckets), {row.project_id: row.bucket for row in active})
-
-
 def _project_handles(project_id: int) -> Select:
     return select(entity_replication.c.file_handle_id).where(entity_replication.c.project_id == project_id)
-
-
-def _misplaced(handles: FromClause, target_bucket: str, managed_buckets: Collection[str]) -> ColumnElement[bool]:
-    """S3 handles in a managed bucket other than the target bucket."""
-    return and_(
-        handles.c.metadata_type == MetadataType.S3.value,
-        handles.c.bucket_name.in_(sorted(managed_buckets)),
-        handles.c.bucket_name != target_bucket,
-    )
 
 
 def _handle_columns(handles: FromClause) -> list[ColumnElement[Any]]:
@@ -163,7 +106,7 @@ def _handle_columns(handles: FromClause) -> list[ColumnElement[Any]]:
 def own_handles_query(project_id: int, target_bucket: str, managed_buckets: Collection[str]) -> Select:
     """One pass over the project's own handles (every version of every file entity): those that are
     misplaced, and those with a preview, whose preview may be misplaced even where they are not."""
-    misplaced = _misplaced(file_replication, target_bucket, managed_buckets)
+    misplaced = misplaced_condition(file_replication, target_bucket, managed_buckets)
     return select(
         *_handle_columns(file_replication),
         file_replication.c.preview_id,
@@ -178,28 +121,17 @@ def own_handles_query(project_id: int, target_bucket: str, managed_buckets: Coll
 def previews_query(preview_ids: Sequence[int], target_bucket: str, managed_buckets: Collection[str]) -> Select:
     """The misplaced ones among these previews."""
     return select(*_handle_columns(file_replication)).where(
-        file_replication.c.id.in_(list(preview_ids)), _misplaced(file_replication, target_bucket, managed_buckets)
+        file_replication.c.id.in_(list(preview_ids)), misplaced_condition(file_replication, target_bucket, managed_buckets)
     )
 
 
-def sharing_query(project_id: int) -> CompoundSelect:
+def sharing_query(project_id: int) -> Select:
     """(file_handle_id, other_project_id): handles of the project, previews included, that another
     project also references, directly or as the preview of one of its own handles."""
-    other = entity_replication.alias("other")
-    owner = file_replication.alias("owner")
-    referenced = select(other.c.file_handle_id, other.c.project_id).where(
-        other.c.project_id != project_id, other.c.file_handle_id.in_(_project_handles(project_id))
-    )
-    project_previews = select(file_replication.c.preview_id).where(
-        file_replication.c.id.in_(_project_handles(project_id)), file_replication.c.preview_id.is_not(None)
-    )
-    # Covers the previews of the handles above too: their owner is referenced by the other project.
-    previewed = (
-        select(owner.c.preview_id, other.c.project_id)
-        .join(other, other.c.file_handle_id == owner.c.id)
-        .where(other.c.project_id != project_id, owner.c.preview_id.in_(project_previews))
-    )
-    return union(referenced, previewed)
+    projects = referencing_projects(
+        entity_replication, file_replication, project_handle_ids(entity_replication, file_replication, project_id)
+    ).subquery()
+    return select(projects.c.file_handle_id, projects.c.project_id).where(projects.c.project_id != project_id)
 
 
 def _blocks_by_copy(conn: Connection, query: Select | CompoundSelect, schema: pa.Schema) -> Iterator[pa.Table]:
@@ -260,7 +192,7 @@ def _concat(blocks: Iterable[pa.Table], schema: pa.Schema) -> pa.Table:
 
 
 def _fetch(replica: Engine | Connection, query: Select | CompoundSelect, schema: pa.Schema) -> pd.DataFrame:
-    with _connected(replica) as conn:
+    with connected(replica) as conn:
         return _frame(_concat(_fetch_blocks(conn, query, schema), schema))
 
 
@@ -278,7 +210,7 @@ def files_out_of_place(
     its previews by id (a preview that is also one of the project's handles counts as its own)."""
     misplaced: list[pa.Table] = []
     preview_ids: list[pa.Array] = []
-    with _connected(replica) as conn:
+    with connected(replica) as conn:
         # Block by block, so only the misplaced rows are kept, never the whole project twice.
         for block in _fetch_blocks(conn, own_handles_query(project_id, target_bucket, managed_buckets), OWN_HANDLES_SCHEMA):
             misplaced.append(block.filter(block["misplaced"]).select(HANDLE_SCHEMA.names))
@@ -335,7 +267,7 @@ def split_conflicts(
 def find_out_of_place(replica: Engine | Connection, project_id: int, placement: Placement) -> OutOfPlace:
     """The project's misplaced handles, with those shared with differently-placed projects set apart."""
     target = placement.target_bucket(project_id)
-    with _connected(replica) as conn:
+    with connected(replica) as conn:
         misplaced = files_out_of_place(conn, project_id, target, placement.managed_buckets)
         # Sharing costs a scan of the replica: skip it when there is nothing to move anyway.
         sharing = shared_handles(conn, project_id) if len(misplaced) else _frame(SHARING_SCHEMA.empty_table())

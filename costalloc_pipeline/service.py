@@ -31,8 +31,8 @@ from costalloc_pipeline.naming import (
     normalise_name,
     parse_entity_id,
 )
+from costalloc_pipeline.placement import project_allocation
 from costalloc_pipeline.schema.repository import (
-    DEFAULT_STORAGE_LOCATION_ID,
     AssociationState,
     NodeType,
     cost_allocation,
@@ -105,16 +105,6 @@ class Association:
     cost_allocation_id: int
     state: AssociationState
     change_number: int
-
-
-@dataclass(frozen=True)
-class TargetBucket:
-    """Where a project's files belong now."""
-
-    bucket: str
-    storage_location_id: int
-    # None when the files belong in the default bucket.
-    cost_allocation_id: int | None
 
 
 @dataclass(frozen=True)
@@ -470,27 +460,6 @@ def finish_removal(bind: Bind, project_id: int) -> bool:
         return True
 
 
-def target_bucket_for_project(bind: Bind, project_id: int) -> TargetBucket:
-    """The allocation's bucket while the association is ACTIVE; the default bucket otherwise."""
-    with _transaction(bind) as conn:
-        row = conn.execute(
-            select(cost_allocation.c.id, cost_allocation.c.bucket, cost_allocation.c.storage_location_id)
-            .join(cost_allocation_project, cost_allocation_project.c.cost_allocation_id == cost_allocation.c.id)
-            .where(
-                cost_allocation_project.c.project_id == project_id,
-                cost_allocation_project.c.state == AssociationState.ACTIVE.value,
-            )
-        ).first()
-        if row is not None:
-            return TargetBucket(row.bucket, row.storage_location_id, row.id)
-        default_bucket = conn.execute(
-            select(storage_location.c.bucket).where(storage_location.c.id == DEFAULT_STORAGE_LOCATION_ID)
-        ).scalar()
-        if default_bucket is None:
-            raise NotFound("the default storage location is missing; run `costalloc init` first")
-        return TargetBucket(default_bucket, DEFAULT_STORAGE_LOCATION_ID, None)
-
-
 def upload_destination(bind: Bind, entity_id: int | str, caller: Caller) -> UploadDestination:
     """Where a new file under this entity (a project, or anything inside one) must be uploaded."""
     requested = _entity_id(entity_id)
@@ -501,12 +470,7 @@ def upload_destination(bind: Bind, entity_id: int | str, caller: Caller) -> Uplo
         project_id = requested if row.node_type == NodeType.PROJECT.value else row.project_id
         if project_id is None:
             raise NotFound(f"entity {format_entity_id(requested)} is not inside a project")
-        target = target_bucket_for_project(conn, project_id)
-        name = None
-        if target.cost_allocation_id is not None:
-            name = conn.execute(
-                select(cost_allocation.c.name).where(cost_allocation.c.id == target.cost_allocation_id)
-            ).scalar_one()
+        target, name = project_allocation(conn, project_id)
     # Synapse's own key layout: <uploader id>/<uuid>/<file name>; the uploader adds the rest.
     return UploadDestination(
         entity_id=requested,

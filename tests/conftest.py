@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from helpers.backends import BACKENDS
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
@@ -17,7 +18,6 @@ from costalloc_pipeline.config import Settings
 from costalloc_pipeline.db import dispose_engine
 from costalloc_pipeline.embedded import free_port, start_moto
 from costalloc_pipeline.schema.migrate import upgrade_all
-from helpers.backends import BACKENDS
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "COSTALLOC_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
@@ -122,6 +122,8 @@ def settings(database_url: str, s3_endpoint: str, tmp_path) -> Settings:
         replica_url=database_url,
         s3_endpoint_url=s3_endpoint,
         stack="test",
+        # Sources are archived right after their repoint unless a test is about the grace period.
+        archive_grace_seconds=0,
     )
 
 

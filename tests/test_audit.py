@@ -5,19 +5,25 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from faults.proxy import Fault, FaultProxy, the_first
+from faults.repository import make_repo, md5
 from sqlalchemy import update
 
 from costalloc_pipeline import audit as audit_module
-from costalloc_pipeline.audit import AuditedHandle, audit, lifecycle_problems, object_problem
+from costalloc_pipeline.audit import (
+    AuditedHandle,
+    audit,
+    lifecycle_problems,
+    object_problem,
+)
 from costalloc_pipeline.buckets import ARCHIVE_RULE_ID, lifecycle_configuration
 from costalloc_pipeline.config import Settings
+from costalloc_pipeline.db import utcnow
 from costalloc_pipeline.mover import ledger
 from costalloc_pipeline.mover.bundle import move_bundle
-from costalloc_pipeline.mover.handles import Target, read_handles
-from costalloc_pipeline.db import utcnow
+from costalloc_pipeline.mover.handles import read_handles
+from costalloc_pipeline.placement import Target
 from costalloc_pipeline.schema.repository import MoveState, files, move_ledger
-from faults.proxy import Fault, FaultProxy, the_first
-from faults.repository import SMALL_PARTS, make_repo, md5
 
 PROJECT = 10
 HANDLE = AuditedHandle(1, "bucket", "key", 3, md5(b"abc"))
@@ -213,8 +219,8 @@ def test_a_sample_checks_that_many_handles_and_every_archived_key(repo, moved):
 
 def test_a_multipart_objects_md5_is_read_back_on_request(repo):
     repo.project(PROJECT, "genomics")
+    # Handles costalloc never moved: the ledger knows no verified copy of theirs.
     originals = repo.add_handles(2, size=2000)
-    move_bundle(repo.context(PROJECT, copy=SMALL_PARTS), list(originals))
     handle_id = list(originals)[0]
     # Same size, other bytes, and a multipart ETag that proves nothing.
     handle = repo.handle(handle_id)
@@ -263,3 +269,20 @@ def test_s3_refusing_the_checks_is_reported_not_raised(repo, moved, s3_endpoint)
         violations = run_audit(repo, repo.client(proxy.endpoint, max_attempts=1))
     # Six handles and three archives could not be checked: that is not a clean bill of health.
     assert violations.counts == {audit_module.UNCHECKED: 6 + 3}
+
+
+def test_a_moved_copy_overwritten_afterwards_is_reported_even_without_an_md5(repo):
+    """A handle with no recorded MD5 has only its size for the audit; the ledger still knows the
+    ETag of the copy it verified at the move, so same-size other bytes there are found."""
+    target = repo.project(PROJECT, "genomics")
+    originals = repo.add_handles(2)
+    overwritten, intact = originals
+    with repo.engine.begin() as conn:
+        conn.execute(update(files).where(files.c.id.in_(list(originals))).values(content_md5=None))
+    move_bundle(repo.context(PROJECT), list(originals))
+    assert run_audit(repo).counts == {}
+
+    key = repo.handle(overwritten).key
+    body = originals[overwritten]
+    repo.s3.put_object(Bucket=target, Key=key, Body=bytes([body[0] ^ 1]) + body[1:])
+    assert run_audit(repo).found == {audit_module.OVERWRITTEN: [overwritten]}

@@ -5,26 +5,33 @@ from __future__ import annotations
 import pandas as pd
 import pyarrow as pa
 import pytest
+from helpers.backends import postgresql_only
+from helpers.repository_builder import (
+    RepositoryBuilder,
+    Scenario,
+    bootstrapped_builder,
+    build_scenario,
+)
 from sqlalchemy import delete, update
 from sqlalchemy.engine import make_url
 
+from costalloc_pipeline import misplaced as misplaced_module
 from costalloc_pipeline.config import Settings
 from costalloc_pipeline.db import dispose_engine, engine_for
-from costalloc_pipeline import misplaced as misplaced_module
 from costalloc_pipeline.errors import NotFound
 from costalloc_pipeline.misplaced import (
     CONFLICT_COLUMNS,
     OUT_OF_PLACE_SCHEMA,
-    Placement,
-    find_out_of_place,
     files_out_of_place,
-    load_placement,
+    find_out_of_place,
     split_conflicts,
 )
-from costalloc_pipeline.replication import refresh_entity_replication, refresh_file_replication
+from costalloc_pipeline.placement import Placement, load_placement
+from costalloc_pipeline.replication import (
+    refresh_entity_replication,
+    refresh_file_replication,
+)
 from costalloc_pipeline.schema.repository import files, storage_location
-from helpers.backends import postgresql_only
-from helpers.repository_builder import RepositoryBuilder, Scenario, bootstrapped_builder, build_scenario
 
 EXPECTED_DTYPES = {
     "file_handle_id": "Int64",
@@ -210,7 +217,7 @@ def _row(handle_id: int, size: int = 10) -> dict:
 
 
 def test_split_conflicts_compares_targets_not_mere_sharing():
-    placement = Placement("default", frozenset({"alpha", "beta"}), {1: "alpha", 2: "alpha", 3: "beta"})
+    placement = Placement("default", frozenset({"alpha", "beta"}), {1: "alpha", 2: "alpha", 3: "beta"}, {"default": 1, "alpha": 2, "beta": 3})
     misplaced = _frame([_row(10), _row(11), _row(12), _row(13)])
     sharing = pd.DataFrame(
         {

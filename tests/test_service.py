@@ -16,6 +16,7 @@ from costalloc_pipeline.config import Settings
 from costalloc_pipeline.db import engine_for
 from costalloc_pipeline.errors import BadRequest, Conflict, NotFound, Unavailable
 from costalloc_pipeline.naming import bucket_name_for
+from costalloc_pipeline.placement import Target, project_allocation
 from costalloc_pipeline.s3 import s3_client
 from costalloc_pipeline.schema.repository import (
     DEFAULT_STORAGE_LOCATION_ID,
@@ -25,7 +26,12 @@ from costalloc_pipeline.schema.repository import (
     cost_allocation_project,
     storage_location,
 )
-from costalloc_pipeline.service import Association, plan_assign, plan_finish_removal, plan_unassign
+from costalloc_pipeline.service import (
+    Association,
+    plan_assign,
+    plan_finish_removal,
+    plan_unassign,
+)
 
 ACTIVE, REMOVING, REMOVED = AssociationState.ACTIVE, AssociationState.REMOVING, AssociationState.REMOVED
 
@@ -141,14 +147,16 @@ def test_finish_removal_deletes_a_removing_association_only(engine, admin, s3, s
 
 def test_target_bucket_follows_the_association_state(engine, admin, s3, settings: Settings, entities) -> None:
     entities.project(10)
-    default = service.TargetBucket(settings.default_bucket, DEFAULT_STORAGE_LOCATION_ID, None)
-    assert service.target_bucket_for_project(engine, 10) == default
+    def allocation_of(project_id: int) -> tuple[Target, str | None]:
+        with engine.connect() as conn:
+            return project_allocation(conn, project_id)
+
+    default = (Target(settings.default_bucket, DEFAULT_STORAGE_LOCATION_ID), None)
+    assert allocation_of(10) == default
     allocation = service.assign(engine, s3, settings, 10, "lab-a", admin).cost_allocation
-    assert service.target_bucket_for_project(engine, 10) == service.TargetBucket(
-        allocation.bucket, allocation.storage_location_id, allocation.id
-    )
+    assert allocation_of(10) == (Target(allocation.bucket, allocation.storage_location_id), "lab-a")
     service.unassign(engine, 10, admin)
-    assert service.target_bucket_for_project(engine, 10) == default
+    assert allocation_of(10) == default
 
 
 def test_a_refused_bucket_writes_nothing(engine, admin, s3, settings: Settings, entities, bucket_of_another_account) -> None:

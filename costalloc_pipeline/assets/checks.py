@@ -11,10 +11,13 @@ from sqlalchemy import select
 from costalloc_pipeline import service
 from costalloc_pipeline.assets.files_out_of_place import files_out_of_place
 from costalloc_pipeline.assets.relocation import relocation
-from costalloc_pipeline.misplaced import load_placement
+from costalloc_pipeline.placement import load_placement
 from costalloc_pipeline.progress import Progress, project_progress
 from costalloc_pipeline.resources.databases import Database
-from costalloc_pipeline.schema.repository import AssociationState, cost_allocation_project
+from costalloc_pipeline.schema.repository import (
+    AssociationState,
+    cost_allocation_project,
+)
 
 PARTITION_TAG = "dagster/partition"
 

@@ -6,8 +6,9 @@ import dagster as dg
 import pandas as pd
 
 from costalloc_pipeline.assets.replication import entity_replication, file_replication
-from costalloc_pipeline.misplaced import OutOfPlace, find_out_of_place, load_placement
+from costalloc_pipeline.misplaced import OutOfPlace, find_out_of_place
 from costalloc_pipeline.partitions import project_id_of, projects
+from costalloc_pipeline.placement import load_placement
 from costalloc_pipeline.resources.databases import Database
 
 PREVIEW_ROWS = 20

@@ -59,6 +59,7 @@ def invariants_hold(
             sample=settings.audit_sample or None,
             retention_days=settings.archive_retention_days,
             in_progress_runs=runs_in_progress(context.instance) - {context.run.run_id},
+            archive_grace_seconds=settings.archive_grace_seconds,
         )
     summary = ", ".join(f"{kind}: {count}" for kind, count in sorted(violations.counts.items()))
     return dg.AssetCheckResult(

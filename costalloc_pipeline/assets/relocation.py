@@ -9,14 +9,12 @@ from dataclasses import asdict
 import dagster as dg
 import pandas as pd
 
-from costalloc_pipeline import service
-from costalloc_pipeline.db import engine_for
-from costalloc_pipeline.misplaced import load_placement
-from costalloc_pipeline.mover.bundle import BundleResult, MoveContext, move_bundle
-from costalloc_pipeline.mover.copier import CopyOptions
-from costalloc_pipeline.mover.handles import Target
-from costalloc_pipeline.mover.plan import Candidate, plan_bundles
-from costalloc_pipeline.mover.resume import resume_interrupted
+from costalloc_pipeline.mover import run
+from costalloc_pipeline.mover.bundle import BundleResult, move_bundle
+from costalloc_pipeline.mover.context import MoveContext, move_context
+from costalloc_pipeline.mover.lease import LeaseHeld
+from costalloc_pipeline.mover.plan import candidates_of
+from costalloc_pipeline.mover.run import BundleBounds
 from costalloc_pipeline.partitions import projects
 from costalloc_pipeline.resources.databases import Database
 from costalloc_pipeline.resources.s3 import RepositoryS3
@@ -26,24 +24,16 @@ BUNDLE_POOL = "costalloc_bundles"
 MOVE_RETRY = dg.RetryPolicy(max_retries=3, delay=2, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
 
 
-def move_context(
+def _context(
     context: dg.OpExecutionContext, settings: CostAllocSettings, repository: Database, s3: RepositoryS3
 ) -> MoveContext:
-    project_id = int(context.partition_key)
-    placement = load_placement(repository.engine)
-    target = service.target_bucket_for_project(repository.engine, project_id)
-    return MoveContext(
-        repository=repository.engine,
-        other_repositories=tuple(engine_for(url) for url in settings.other_repository_urls),
-        s3=s3.get_client(),
-        run_id=context.run_id,
-        project_id=project_id,
-        target=Target(target.bucket, target.storage_location_id),
-        managed_buckets=placement.managed_buckets,
-        copy=CopyOptions(settings.multipart_threshold, settings.multipart_part_size),
-        archive_storage_class=settings.archive_storage_class,
-        concurrency=settings.copy_concurrency,
-    )
+    """The run's move context: the Dagster run id is the run id of the project's lease."""
+    domain = settings.to_settings(repository.url, repository.url, None)
+    return move_context(domain, repository.engine, s3.get_client(), int(context.partition_key), context.run_id)
+
+
+def _bounds(settings: CostAllocSettings) -> BundleBounds:
+    return BundleBounds(settings.bundle_max_files, settings.bundle_max_bytes, settings.max_bundles)
 
 
 def _log_result(context: dg.OpExecutionContext, what: str, result: BundleResult) -> None:
@@ -64,17 +54,27 @@ def plan_relocation(
     s3: RepositoryS3,
     files_out_of_place: pd.DataFrame,
 ):
-    """Finish interrupted moves, then split the dataset into bounded bundles."""
-    resumed = resume_interrupted(move_context(context, settings, repository, s3), int(context.partition_key))
+    """Take the project's lease, archive what earlier runs left past its grace period, then split
+    the dataset into bounded bundles."""
+    ctx = _context(context, settings, repository, s3)
+    try:
+        # A run toward the project's old target stops at its next repoint: wait for it that long.
+        run.begin(ctx, wait_seconds=settings.lease_seconds)
+    except LeaseHeld as held:
+        context.log.warning(f"{held.reason}: this run moves nothing")
+        return
+    try:
+        resumed, plan = run.plan(ctx, candidates_of(files_out_of_place), _bounds(settings))
+    except BaseException:
+        run.end(ctx)
+        raise
+    if not plan.bundles:
+        # Nothing for bundle ops to do, and the summary op may not run: give the lease back now.
+        run.end(ctx)
     if resumed.archived_objects or resumed.sources_still_referenced:
-        _log_result(context, "resumed interrupted moves", resumed)
-    candidates = [
-        Candidate(int(row.file_handle_id), row.bucket_name, row.key, int(row.content_size or 0))
-        for row in files_out_of_place.itertuples(index=False)
-    ]
-    plan = plan_bundles(candidates, settings.bundle_max_files, settings.bundle_max_bytes, settings.max_bundles)
+        _log_result(context, "archived the sources of earlier moves", resumed)
     context.log.info(
-        f"{len(candidates)} misplaced handles in {len(plan.bundles)} bundles; "
+        f"{len(files_out_of_place)} misplaced handles in {len(plan.bundles)} bundles; "
         f"{plan.deferred_files} handles ({plan.deferred_bytes} bytes) deferred to the next run"
     )
     for bundle in plan.bundles:
@@ -89,13 +89,22 @@ def move_files_bundle(
     s3: RepositoryS3,
     bundle: list,
 ) -> BundleResult:
-    result = move_bundle(move_context(context, settings, repository, s3), bundle)
+    result = move_bundle(_context(context, settings, repository, s3), bundle)
     _log_result(context, f"bundle of {len(bundle)} handles", result)
+    if result.stopped:
+        context.log.warning(f"bundle stopped: {result.stopped}")
     return result
 
 
 @dg.op
-def summarize_relocation(context: dg.OpExecutionContext, results: list) -> dg.Output:
+def summarize_relocation(
+    context: dg.OpExecutionContext,
+    settings: CostAllocSettings,
+    repository: Database,
+    s3: RepositoryS3,
+    results: list,
+) -> dg.Output:
+    run.end(_context(context, settings, repository, s3))
     total = BundleResult()
     for result in results:
         total = total.merge(result)
@@ -104,6 +113,7 @@ def summarize_relocation(context: dg.OpExecutionContext, results: list) -> dg.Ou
         "moved_bytes": dg.MetadataValue.int(total.moved_bytes),
         "reused_copies": dg.MetadataValue.int(total.reused_copies),
         "archived_objects": dg.MetadataValue.int(total.archived_objects),
+        "archives_pending": dg.MetadataValue.int(total.archives_pending),
         "sources_still_referenced": dg.MetadataValue.int(total.sources_still_referenced),
         "changed_meanwhile": dg.MetadataValue.int(total.changed_meanwhile),
         "failed_files": dg.MetadataValue.int(len(total.failed)),

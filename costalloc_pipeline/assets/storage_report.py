@@ -5,7 +5,7 @@ from dataclasses import dataclass
 import dagster as dg
 from sqlalchemy import Engine, func, select
 
-from costalloc_pipeline.misplaced import load_placement
+from costalloc_pipeline.placement import load_placement
 from costalloc_pipeline.resources.databases import Database
 from costalloc_pipeline.schema.repository import (
     AssociationState,

@@ -1,7 +1,9 @@
 """`costalloc resume [PROJECT]`: finish the moves the ledger shows as interrupted, without a Dagster run.
 
-- Repointed but not archived (REPOINTED): the archive step, if no handle here or in another stack
-  still references the source.
+Only moves of runs that are over are touched (a run still holding its project's lease finishes
+its own), and each project is resumed under its lease, like a relocation run.
+- Repointed but not archived (REPOINTED), past the grace period: the archive step, if nothing
+  here or in another stack still references the source.
 - Started or copied but not repointed (STARTED, COPIED): the move again, toward the project's
   target bucket; a copy already verified in place is reused, not made again.
 - An interrupted attempt that is no longer wanted (the project's target bucket changed, or the
@@ -13,28 +15,26 @@ Exit status 0 when nothing is left interrupted, 1 when some moves still failed (
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import Engine, select
 
-from costalloc_pipeline import service
 from costalloc_pipeline.cli.admin import require_initialised
 from costalloc_pipeline.config import Settings
-from costalloc_pipeline.db import engine_for
-from costalloc_pipeline.misplaced import load_placement
-from costalloc_pipeline.mover import ledger
-from costalloc_pipeline.mover.bundle import BundleResult, MoveContext, move_bundle
-from costalloc_pipeline.mover.copier import CopyOptions
-from costalloc_pipeline.mover.handles import Target
-from costalloc_pipeline.mover.resume import resume_interrupted
+from costalloc_pipeline.db import engine_for, new_etag, utcnow
+from costalloc_pipeline.mover import lease, ledger, run
+from costalloc_pipeline.mover.bundle import BundleResult, move_bundle
+from costalloc_pipeline.mover.context import Clock, MoveContext, move_context
+from costalloc_pipeline.mover.resume import archive_due
 from costalloc_pipeline.naming import format_entity_id, parse_entity_id
+from costalloc_pipeline.placement import load_placement
 from costalloc_pipeline.runtime import resolve_settings
 from costalloc_pipeline.s3 import s3_client
 from costalloc_pipeline.schema.repository import MoveState, move_ledger
 
-RUN_ID = "costalloc-resume"
 TARGET_CHANGED = "the project's target bucket changed; the next run moves the handle to {bucket}"
 NOT_TO_MOVE = "the handle is no longer to be moved (already placed, changed or no longer AVAILABLE)"
 
@@ -74,36 +74,20 @@ def plan_resume(
     return [plans[project_id] for project_id in sorted(plans)]
 
 
-def _interrupted(repository: Engine, project_id: int | None) -> tuple[list[Interrupted], set[int]]:
-    """STARTED/COPIED rows, and the projects that have REPOINTED rows."""
-    unfinished = select(
-        move_ledger.c.id, move_ledger.c.project_id, move_ledger.c.file_handle_id, move_ledger.c.target_bucket
-    ).where(move_ledger.c.state.in_(ledger.UNFINISHED))
-    repointed = select(move_ledger.c.project_id).where(move_ledger.c.state == MoveState.REPOINTED.value).distinct()
-    if project_id is not None:
-        unfinished = unfinished.where(move_ledger.c.project_id == project_id)
-        repointed = repointed.where(move_ledger.c.project_id == project_id)
-    with repository.connect() as conn:
+def _interrupted(repository: Engine, project_id: int | None, now: dt.datetime) -> tuple[list[Interrupted], set[int]]:
+    """STARTED/COPIED rows of runs that are over, and the projects that have REPOINTED rows."""
+    with repository.begin() as conn:
+        live = sorted(lease.live_runs(conn, now))
+        unfinished = select(
+            move_ledger.c.id, move_ledger.c.project_id, move_ledger.c.file_handle_id, move_ledger.c.target_bucket
+        ).where(move_ledger.c.state.in_(ledger.UNFINISHED), move_ledger.c.run_id.not_in(live))
+        repointed = select(move_ledger.c.project_id).where(move_ledger.c.state == MoveState.REPOINTED.value).distinct()
+        if project_id is not None:
+            unfinished = unfinished.where(move_ledger.c.project_id == project_id)
+            repointed = repointed.where(move_ledger.c.project_id == project_id)
         rows = [Interrupted(*row) for row in conn.execute(unfinished.order_by(move_ledger.c.id))]
         projects = set(conn.execute(repointed).scalars())
     return rows, projects
-
-
-def move_context(settings: Settings, repository: Engine, s3: Any, project_id: int) -> MoveContext:
-    """What a relocation run of the project would use, from the live repository."""
-    target = service.target_bucket_for_project(repository, project_id)
-    return MoveContext(
-        repository=repository,
-        other_repositories=tuple(engine_for(url) for url in settings.other_repository_urls),
-        s3=s3,
-        run_id=RUN_ID,
-        project_id=project_id,
-        target=Target(target.bucket, target.storage_location_id),
-        managed_buckets=load_placement(repository).managed_buckets,
-        copy=CopyOptions(settings.multipart_threshold, settings.multipart_part_size),
-        archive_storage_class=settings.archive_storage_class,
-        concurrency=settings.copy_concurrency,
-    )
 
 
 def _close(repository: Engine, reasons: dict[int, str]) -> None:
@@ -126,28 +110,36 @@ class ProjectOutcome:
     archived: BundleResult
     moved: BundleResult
     closed: int
+    # Why the project was left alone (another run holds its lease), or "".
+    busy: str = ""
 
 
 def resume_project(ctx: MoveContext, plan: ProjectPlan, interrupted: Sequence[Interrupted]) -> ProjectOutcome:
-    archived = resume_interrupted(ctx, plan.project_id)
-    moved = move_bundle(ctx, plan.move_again) if plan.move_again else BundleResult()
-    # A move that went again superseded its interrupted row; a row still open was not moved again.
-    retried = [row.ledger_id for row in interrupted if row.file_handle_id in plan.move_again]
-    close = {**plan.close, **{ledger_id: NOT_TO_MOVE for ledger_id in _still_unfinished(ctx.repository, retried)}}
-    _close(ctx.repository, close)
+    try:
+        run.begin(ctx)
+    except lease.LeaseHeld as held:
+        return ProjectOutcome(plan.project_id, BundleResult(), BundleResult(), 0, held.reason)
+    try:
+        archived = archive_due(ctx, plan.project_id)
+        moved = move_bundle(ctx, plan.move_again) if plan.move_again else BundleResult()
+        # A move that went again superseded its interrupted row; a row still open was not moved again.
+        retried = [row.ledger_id for row in interrupted if row.file_handle_id in plan.move_again]
+        close = {**plan.close, **{ledger_id: NOT_TO_MOVE for ledger_id in _still_unfinished(ctx.repository, retried)}}
+        _close(ctx.repository, close)
+    finally:
+        run.end(ctx)
     return ProjectOutcome(plan.project_id, archived, moved, len(close))
 
 
-def resume(settings: Settings, s3: Any, project_id: int | None) -> list[ProjectOutcome]:
-    """Finish every interrupted move (of one project, or of all)."""
+def resume(settings: Settings, s3: Any, project_id: int | None, clock: Clock = utcnow) -> list[ProjectOutcome]:
+    """Finish every interrupted move of runs that are over (of one project, or of all)."""
     repository = engine_for(settings.repository_url)
-    interrupted, repointed_projects = _interrupted(repository, project_id)
-    plans = plan_resume(
-        interrupted, repointed_projects, lambda p: service.target_bucket_for_project(repository, p).bucket
-    )
+    interrupted, repointed_projects = _interrupted(repository, project_id, clock())
+    placement = load_placement(repository)
+    plans = plan_resume(interrupted, repointed_projects, placement.target_bucket)
     return [
         resume_project(
-            move_context(settings, repository, s3, plan.project_id),
+            move_context(settings, repository, s3, plan.project_id, f"resume-{new_etag()}", clock),
             plan,
             [row for row in interrupted if row.project_id == plan.project_id],
         )
@@ -157,6 +149,8 @@ def resume(settings: Settings, s3: Any, project_id: int | None) -> list[ProjectO
 
 def outcome_line(outcome: ProjectOutcome) -> str:
     archived, moved = outcome.archived, outcome.moved
+    if outcome.busy:
+        return f"{format_entity_id(outcome.project_id)}: left alone, {outcome.busy}"
     line = (
         f"{format_entity_id(outcome.project_id)}: archived {archived.archived_objects} sources "
         f"({archived.sources_still_referenced} still referenced, kept), moved {moved.moved_files} files "
@@ -168,7 +162,7 @@ def outcome_line(outcome: ProjectOutcome) -> str:
 
 
 def _left_interrupted(repository: Engine, project_id: int | None) -> set[int]:
-    unfinished, repointed_projects = _interrupted(repository, project_id)
+    unfinished, repointed_projects = _interrupted(repository, project_id, utcnow())
     return {row.project_id for row in unfinished} | repointed_projects
 
 

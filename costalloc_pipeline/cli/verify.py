@@ -54,6 +54,7 @@ def run_verify(args: argparse.Namespace) -> int:
             read_back=args.read_back,
             sample=args.sample,
             retention_days=settings.archive_retention_days,
+            archive_grace_seconds=settings.archive_grace_seconds,
         )
     print(json.dumps(violations.as_json(), indent=2) if args.json else "\n".join(report_lines(violations)))
     return 1 if violations.total else 0

@@ -1,40 +1,58 @@
-"""One bundle through the whole protocol, in the order that keeps invariants I1-I6."""
+"""One bundle through the whole protocol, in the order that keeps invariants I1-I6.
+
+1. Re-read the handles; the placement rule, on the live repository, says which still move.
+2. Write the ledger, claim every target key (no other run writes there meanwhile; two sources of
+   this run never share one), and look at what is really at each source and target (objects.py).
+3. Copy or reuse, verified against the handle (copier.py).
+4. Repoint, in one transaction that first renews the run's lease and checks the project's target
+   and the claims: a run that lost its lease or whose target changed stops here.
+5. Archive the old objects once their grace period is over and nothing references them (here at
+   once when the grace is 0, else by a later run or `costalloc resume`).
+"""
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
-from sqlalchemy import Engine
+from sqlalchemy import Connection
 
-from costalloc_pipeline.db import new_etag, utcnow
-from costalloc_pipeline.mover import ledger
+from costalloc_pipeline.db import new_etag
+from costalloc_pipeline.mover import claims, lease, ledger
 from costalloc_pipeline.mover.archive import archive_object
-from costalloc_pipeline.mover.copier import CopyOptions, VerificationFailed, copy_object, reusable_copy
-from costalloc_pipeline.mover.handles import Handle, Target, read_handles, referenced_objects, skip_reason
+from costalloc_pipeline.mover.context import MoveContext
+from costalloc_pipeline.mover.copier import (
+    Action,
+    CopyPlan,
+    TargetConflict,
+    VerificationFailed,
+    copy_object,
+    plan_copy,
+)
+from costalloc_pipeline.mover.handles import (
+    Handle,
+    read_handles,
+    referenced_objects,
+    row_problem,
+    skip_reason,
+)
+from costalloc_pipeline.mover.objects import (
+    ObjectFacts,
+    carries_archive_tag,
+    stat_objects,
+)
 from costalloc_pipeline.mover.repoint import Repoint, repoint
+from costalloc_pipeline.placement import live_references, project_target
 from costalloc_pipeline.schema.repository import MoveState
 
-S3Errors = (ClientError, BotoCoreError, VerificationFailed)
-
-
-@dataclass(frozen=True)
-class MoveContext:
-    repository: Engine
-    # Other stacks' repository databases that may reference the same objects (cross-stack safety).
-    other_repositories: tuple[Engine, ...]
-    s3: Any
-    run_id: str
-    project_id: int
-    target: Target
-    managed_buckets: frozenset[str]
-    copy: CopyOptions
-    archive_storage_class: str
-    concurrency: int
+S3Errors = (ClientError, BotoCoreError, VerificationFailed, TargetConflict)
+Object = tuple[str, str]
+TARGET_CONFLICT = "target conflict: "
 
 
 @dataclass
@@ -43,22 +61,26 @@ class BundleResult:
     moved_bytes: int = 0
     reused_copies: int = 0
     archived_objects: int = 0
+    # Repointed, their old objects kept live until the grace period is over.
+    archives_pending: int = 0
     sources_still_referenced: int = 0
     changed_meanwhile: int = 0
     skipped: Counter = field(default_factory=Counter)
     failed: dict[int, str] = field(default_factory=dict)
+    # Why the bundle stopped before its end (lease lost, target changed), or "".
+    stopped: str = ""
 
-    def merge(self, other: "BundleResult") -> "BundleResult":
-        return BundleResult(
-            moved_files=self.moved_files + other.moved_files,
-            moved_bytes=self.moved_bytes + other.moved_bytes,
-            reused_copies=self.reused_copies + other.reused_copies,
-            archived_objects=self.archived_objects + other.archived_objects,
-            sources_still_referenced=self.sources_still_referenced + other.sources_still_referenced,
-            changed_meanwhile=self.changed_meanwhile + other.changed_meanwhile,
-            skipped=self.skipped + other.skipped,
-            failed={**self.failed, **other.failed},
-        )
+    def merge(self, other: BundleResult) -> BundleResult:
+        merged: dict[str, Any] = {}
+        for item in dataclasses.fields(self):
+            mine, theirs = getattr(self, item.name), getattr(other, item.name)
+            if isinstance(mine, dict) and not isinstance(mine, Counter):
+                merged[item.name] = {**mine, **theirs}
+            elif isinstance(mine, str):
+                merged[item.name] = mine or theirs
+            else:
+                merged[item.name] = mine + theirs
+        return BundleResult(**merged)
 
 
 @dataclass(frozen=True)
@@ -69,115 +91,281 @@ class ArchiveItem:
     size: int | None
 
 
-def _copy_one(ctx: MoveContext, handle: Handle, prior: ledger.PriorAttempt | None, occupied: bool) -> tuple[str, bool]:
-    """Copy (or reuse an earlier copy of) one handle's object; return (verified ETag, reused)."""
-    if prior is not None or occupied:
-        known = prior.target_object_etag if prior else None
-        etag = reusable_copy(ctx.s3, handle, ctx.target.bucket, known)
-        if etag is not None:
-            return etag, True
-        if occupied:
-            # Another AVAILABLE handle owns different bytes at this key: never overwrite it (I1).
-            raise VerificationFailed(f"s3://{ctx.target.bucket}/{handle.key} holds another handle's object")
-    return copy_object(ctx.s3, handle, ctx.target.bucket, ctx.copy), False
+def fence(conn: Connection, ctx: MoveContext) -> None:
+    """Renew the run's lease and check the project's target, in the caller's transaction."""
+    if not lease.renew(conn, ctx.project_id, ctx.run_id, ctx.clock(), ctx.lease_seconds):
+        raise lease.LeaseLost(f"run {ctx.run_id} no longer holds the project's lease; it stops")
+    target = project_target(conn, ctx.project_id)
+    if target != ctx.target:
+        raise lease.LeaseLost(f"the project's target changed to {target.bucket}; the run stops")
 
 
-def _still_referenced(ctx: MoveContext, objects: set[tuple[str, str]]) -> set[tuple[str, str]]:
-    referenced: set[tuple[str, str]] = set()
+def _referenced(ctx: MoveContext, objects: set[Object], any_status: bool = False) -> set[Object]:
+    """Objects a handle of this stack or of another one still names."""
+    referenced: set[Object] = set()
     for engine in (ctx.repository, *ctx.other_repositories):
         with engine.connect() as conn:
-            referenced |= referenced_objects(conn, objects)
+            referenced |= referenced_objects(conn, objects, any_status)
     return referenced
 
 
 def archive_sources(ctx: MoveContext, items: Sequence[ArchiveItem], result: BundleResult) -> None:
-    """Archive each old object that no AVAILABLE handle references any more (I2), then close the
-    ledger rows. Rows whose archive failed stay REPOINTED, for the resume path."""
+    """Archive each old object that nothing references (I2): no AVAILABLE handle here or in another
+    stack, no unfinished move of a live run, no claim of another run; all checked again under this
+    run's own claim on the object, right before the archive. Rows whose archive must wait stay
+    REPOINTED, for a later run or the resume path."""
     if not items:
         return
-    referenced = _still_referenced(ctx, {(item.bucket, item.key) for item in items})
-    by_object: dict[tuple[str, str], list[ArchiveItem]] = {}
+    by_object: dict[Object, list[ArchiveItem]] = {}
     for item in items:
         by_object.setdefault((item.bucket, item.key), []).append(item)
-    to_archive = [obj for obj in by_object if obj not in referenced]
-
-    def archive(obj: tuple[str, str]) -> str | None:
+    now = ctx.clock()
+    refusals = claims.claim(
+        ctx.repository, ctx.run_id, [claims.ClaimRequest(b, k, None) for b, k in sorted(by_object)], now
+    )
+    mine = {obj for obj, why in refusals.items() if why is None}
+    try:
+        with ctx.repository.connect() as conn:
+            moving = ledger.moving_objects(conn, mine, lease.live_runs(conn, now))
+        referenced = _referenced(ctx, mine) | moving
+        to_archive = sorted(mine - referenced)
+        # Last fence before the archives: a run that lost its lease (it stalled) archives nothing.
         try:
-            archive_object(ctx.s3, obj[0], obj[1], by_object[obj][0].size, ctx.archive_storage_class, ctx.copy)
-        except S3Errors as error:
-            return f"archive failed: {error}"
-        return None
+            with ctx.repository.begin() as conn:
+                fence(conn, ctx)
+        except lease.LeaseLost as stop:
+            result.stopped = stop.reason
+            return
 
-    with ThreadPoolExecutor(max_workers=ctx.concurrency) as pool:
-        errors = dict(zip(to_archive, pool.map(archive, to_archive)))
-    now = utcnow()
-    done: dict[int, dict[str, Any]] = {}
-    retry: dict[int, dict[str, Any]] = {}
-    for obj, rows in by_object.items():
-        if obj in referenced:
-            result.sources_still_referenced += 1
-            done.update({r.ledger_id: {"error": "source still referenced; not archived"} for r in rows})
-        elif errors[obj] is None:
-            result.archived_objects += 1
-            done.update(
-                {r.ledger_id: {"archive_bucket": obj[0], "archive_key": obj[1], "archived_on": now} for r in rows}
-            )
-        else:
-            retry.update({r.ledger_id: {"error": errors[obj]} for r in rows})
-    with ctx.repository.begin() as conn:
-        ledger.record(conn, MoveState.DONE, done)
-        ledger.record(conn, MoveState.REPOINTED, retry)
+        def archive(obj: Object) -> str | None:
+            try:
+                archive_object(ctx.s3, obj[0], obj[1], by_object[obj][0].size, ctx.archive_storage_class, ctx.copy)
+            except S3Errors as error:
+                return f"archive failed: {error}"
+            return None
+
+        with ThreadPoolExecutor(max_workers=ctx.concurrency) as pool:
+            errors = dict(zip(to_archive, pool.map(archive, to_archive)))
+        done: dict[int, dict[str, Any]] = {}
+        retry: dict[int, dict[str, Any]] = {}
+        for obj, rows in by_object.items():
+            if obj not in mine:
+                retry.update({r.ledger_id: {"error": f"not archived yet: {refusals[obj]}"} for r in rows})
+            elif obj in referenced:
+                result.sources_still_referenced += 1
+                done.update({r.ledger_id: {"error": "source still referenced; not archived"} for r in rows})
+            elif errors[obj] is None:
+                result.archived_objects += 1
+                done.update(
+                    {r.ledger_id: {"archive_bucket": obj[0], "archive_key": obj[1], "archived_on": now} for r in rows}
+                )
+            else:
+                retry.update({r.ledger_id: {"error": errors[obj]} for r in rows})
+        with ctx.repository.begin() as conn:
+            ledger.record(conn, MoveState.DONE, done)
+            ledger.record(conn, MoveState.REPOINTED, retry)
+    finally:
+        with ctx.repository.begin() as conn:
+            claims.release(conn, ctx.run_id, mine)
+
+
+def _one_source_per_key(handles: Iterable[Handle]) -> tuple[list[Handle], list[Handle]]:
+    """Handles whose sources may go to their target keys in this run, and the rest: of different
+    source objects that map to one target key only the first (by bucket) moves now."""
+    first_source: dict[str, str | None] = {}
+    movable: list[Handle] = []
+    waiting: list[Handle] = []
+    for handle in sorted(handles, key=lambda h: (h.key or "", h.bucket or "", h.id)):
+        source = first_source.setdefault(handle.key or "", handle.bucket)
+        (movable if source == handle.bucket else waiting).append(handle)
+    return movable, waiting
+
+
+def _object_facts(ctx: MoveContext, handles: Sequence[Handle]) -> tuple[dict[Object, ObjectFacts | None], dict[str, ObjectFacts | None]]:
+    """What is at each handle's source and at its target key, by a few list requests per bucket."""
+    keys_by_bucket: dict[str, set[str]] = {}
+    for handle in handles:
+        keys_by_bucket.setdefault(handle.bucket or "", set()).add(handle.key or "")
+    sources: dict[Object, ObjectFacts | None] = {}
+    for bucket, keys in keys_by_bucket.items():
+        sources.update({(bucket, key): found for key, found in stat_objects(ctx.s3, bucket, keys).items()})
+    targets = stat_objects(ctx.s3, ctx.target.bucket, {h.key or "" for h in handles})
+    return sources, targets
+
+
+def _copy_plans(ctx: MoveContext, handles: Sequence[Handle]) -> tuple[dict[int, CopyPlan], dict[Object, ObjectFacts | None]]:
+    sources, targets = _object_facts(ctx, handles)
+    occupied = {(ctx.target.bucket, key) for key, found in targets.items() if found is not None}
+    with ctx.repository.connect() as conn:
+        verified = ledger.verified_copies(conn, handles, ctx.target.bucket)
+        own = ledger.own_copies(conn, ctx.target.bucket, [key for _, key in occupied])
+    referenced = _referenced(ctx, occupied, any_status=True)
+    plans = {
+        h.id: plan_copy(
+            h,
+            sources[(h.bucket or "", h.key or "")],
+            targets[h.key or ""],
+            verified[h.id],
+            own.get(h.key or "", set()),
+            (ctx.target.bucket, h.key or "") in referenced,
+        )
+        for h in handles
+    }
+    return plans, sources
+
+
+def _copy_one(ctx: MoveContext, handle: Handle, plan: CopyPlan, source: ObjectFacts | None) -> tuple[str, bool]:
+    """Copy (or reuse) one handle's object; (verified ETag, reused)."""
+    if plan.action is Action.FAIL:
+        raise VerificationFailed(plan.reason)
+    if plan.action is Action.CONFLICT:
+        raise TargetConflict(plan.reason)
+    assert source is not None
+    key = handle.key or ""
+    if plan.action is Action.REUSE:
+        # An object tagged for expiry is an archive, never live data (I1): replaced by a fresh copy.
+        if not carries_archive_tag(ctx.s3, ctx.target.bucket, key):
+            return source.md5 or _etag_of(ctx, key), True
+        found = stat_objects(ctx.s3, ctx.target.bucket, [key])[key]
+        plan = CopyPlan(Action.COPY, replaces=found.etag if found else None)
+    return copy_object(ctx.s3, handle, source, ctx.target.bucket, ctx.copy, plan.replaces), False
+
+
+def _etag_of(ctx: MoveContext, key: str) -> str:
+    found = stat_objects(ctx.s3, ctx.target.bucket, [key])[key]
+    if found is None:
+        raise TargetConflict("the verified copy at the target key vanished")
+    return found.etag
+
+
+def _failure(error: Exception) -> str:
+    prefix = TARGET_CONFLICT if isinstance(error, TargetConflict) else "copy failed: "
+    return prefix + str(error)
 
 
 def move_bundle(ctx: MoveContext, handle_ids: Sequence[int]) -> BundleResult:
     result = BundleResult()
+    try:
+        _move(ctx, handle_ids, result)
+    except lease.LeaseLost as stop:
+        result.stopped = stop.reason
+    return result
+
+
+def _move(ctx: MoveContext, handle_ids: Sequence[int], result: BundleResult) -> None:
+    with ctx.repository.begin() as conn:
+        fence(conn, ctx)
     with ctx.repository.connect() as conn:
         handles = read_handles(conn, handle_ids)
-    movable: list[Handle] = []
-    for handle in handles:
-        reason = skip_reason(handle, ctx.target, ctx.managed_buckets)
-        if reason is None:
-            movable.append(handle)
-        else:
-            result.skipped[reason] += 1
+        references = live_references(conn, [h.id for h in handles])
     result.skipped["no longer in the repository"] += len(set(handle_ids)) - len(handles)
-    if not movable:
-        return result
+    candidates: list[Handle] = []
+    odd: dict[int, str] = {}
+    for handle in handles:
+        reason = skip_reason(handle, ctx.project_id, references[handle.id], ctx.placement, ctx.target)
+        if reason is not None:
+            result.skipped[reason] += 1
+            continue
+        problem = row_problem(handle)
+        if problem is not None:
+            odd[handle.id] = problem
+        candidates.append(handle)
+    movable, waiting = _one_source_per_key(h for h in candidates if h.id not in odd)
+    result.skipped["another source of this run goes to the same target key first"] += len(waiting)
+    if not candidates:
+        return
 
+    now = ctx.clock()
+    started = [h for h in candidates if h.id not in {w.id for w in waiting}]
     with ctx.repository.begin() as conn:
-        prior = ledger.prior_attempts(conn, [h.id for h in movable], ctx.target.bucket)
-        occupied = referenced_objects(conn, [(ctx.target.bucket, h.key) for h in movable])
-        ledger_ids = ledger.start(conn, ctx.run_id, ctx.project_id, movable, ctx.target)
-        ledger.supersede(conn, [p.ledger_id for p in prior.values()])
+        stale = ledger.unfinished_attempts(conn, [h.id for h in started], lease.live_runs(conn, now))
+        ledger_ids = ledger.start(conn, ctx.run_id, ctx.project_id, started, ctx.target)
+        ledger.supersede(conn, stale)
+        ledger.record(conn, MoveState.FAILED, {ledger_ids[i]: {"error": why} for i, why in odd.items()})
+    result.failed.update(odd)
+    if not movable:
+        return
+
+    refusals = claims.claim(
+        ctx.repository, ctx.run_id, [claims.ClaimRequest(ctx.target.bucket, h.key or "", h.bucket) for h in movable], now
+    )
+    claimed = {(ctx.target.bucket, h.key or "") for h in movable if refusals[(ctx.target.bucket, h.key or "")] is None}
+    try:
+        busy = {h.id: refusals[(ctx.target.bucket, h.key or "")] for h in movable if (ctx.target.bucket, h.key) not in claimed}
+        with ctx.repository.begin() as conn:
+            ledger.record(conn, MoveState.SKIPPED, {ledger_ids[i]: {"error": f"retried next run: {why}"} for i, why in busy.items()})
+        result.skipped["target key claimed by another run"] += len(busy)
+        _copy_and_repoint(ctx, [h for h in movable if h.id not in busy], ledger_ids, result)
+    finally:
+        with ctx.repository.begin() as conn:
+            claims.release(conn, ctx.run_id, claimed)
+
+
+def _copy_and_repoint(ctx: MoveContext, movable: list[Handle], ledger_ids: dict[int, int], result: BundleResult) -> None:
+    if not movable:
+        return
+    plans, sources = _copy_plans(ctx, movable)
+
+    made: dict[int, str] = {}
 
     def copy(handle: Handle) -> tuple[Handle, tuple[str, bool] | str]:
         try:
-            return handle, _copy_one(ctx, handle, prior.get(handle.id), (ctx.target.bucket, handle.key) in occupied)
+            return handle, _copy_one(ctx, handle, plans[handle.id], sources[(handle.bucket or "", handle.key or "")])
         except S3Errors as error:
-            return handle, f"copy failed: {error}"
+            if isinstance(error, VerificationFailed) and error.made_etag:
+                made[handle.id] = error.made_etag
+            return handle, _failure(error)
 
+    renewed_at = ctx.clock()
+    outcomes = []
     with ThreadPoolExecutor(max_workers=ctx.concurrency) as pool:
-        outcomes = list(pool.map(copy, movable))
+        for outcome in pool.map(copy, movable):
+            outcomes.append(outcome)
+            # Long bundles keep their lease: renewed a few times per lease period, from this thread.
+            if (ctx.clock() - renewed_at).total_seconds() > ctx.lease_seconds / 3:
+                with ctx.repository.begin() as conn:
+                    fence(conn, ctx)
+                renewed_at = ctx.clock()
     copied = [(h, outcome) for h, outcome in outcomes if isinstance(outcome, tuple)]
     failed = {h.id: outcome for h, outcome in outcomes if isinstance(outcome, str)}
     result.failed.update(failed)
     result.reused_copies = sum(1 for _, (_, reused) in copied if reused)
     with ctx.repository.begin() as conn:
-        ledger.record(conn, MoveState.FAILED, {ledger_ids[i]: {"error": e} for i, e in failed.items()})
+        ledger.record(
+            conn,
+            MoveState.FAILED,
+            {ledger_ids[i]: {"error": e, "target_object_etag": made.get(i)} for i, e in failed.items()},
+        )
         ledger.record(conn, MoveState.COPIED, {ledger_ids[h.id]: {"target_object_etag": etag} for h, (etag, _) in copied})
 
     moves = [Repoint(h.id, h.etag, new_etag()) for h, _ in copied]
-    with ctx.repository.begin() as conn:
-        repointed = repoint(conn, moves, ctx.target)
-        ledger.record(conn, MoveState.REPOINTED, {ledger_ids[m.handle_id]: {"etag_after": m.etag_after} for m in moves if m.handle_id in repointed})
-        ledger.record(
-            conn,
-            MoveState.SKIPPED,
-            {ledger_ids[m.handle_id]: {"error": "handle changed during the move; retried next run"} for m in moves if m.handle_id not in repointed},
-        )
+    repointed_on = ctx.clock()
+    try:
+        with ctx.repository.begin() as conn:
+            fence(conn, ctx)
+            still_claimed = claims.held(conn, ctx.run_id, {(ctx.target.bucket, h.key or "") for h, _ in copied})
+            ours = {h.id for h, _ in copied if (ctx.target.bucket, h.key or "") in still_claimed}
+            repointed = repoint(conn, [m for m in moves if m.handle_id in ours], ctx.target)
+            ledger.record(
+                conn,
+                MoveState.REPOINTED,
+                {ledger_ids[m.handle_id]: {"etag_after": m.etag_after, "repointed_on": repointed_on} for m in moves if m.handle_id in repointed},
+            )
+            ledger.record(
+                conn,
+                MoveState.SKIPPED,
+                {ledger_ids[m.handle_id]: {"error": "handle changed during the move; retried next run"} for m in moves if m.handle_id not in repointed},
+            )
+    except lease.LeaseLost as stop:
+        with ctx.repository.begin() as conn:
+            ledger.record(conn, MoveState.SKIPPED, {ledger_ids[m.handle_id]: {"error": stop.reason} for m in moves})
+        raise
     result.changed_meanwhile = len(moves) - len(repointed)
     moved = [h for h, _ in copied if h.id in repointed]
     result.moved_files = len(moved)
     result.moved_bytes = sum(h.size or 0 for h in moved)
-    archive_sources(ctx, [ArchiveItem(ledger_ids[h.id], h.bucket, h.key, h.size) for h in moved], result)
-    return result
+    items = [ArchiveItem(ledger_ids[h.id], h.bucket or "", h.key or "", h.size) for h in moved]
+    if ctx.archive_grace_seconds == 0:
+        archive_sources(ctx, items, result)
+    else:
+        result.archives_pending += len(items)

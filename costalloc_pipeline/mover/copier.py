@@ -1,26 +1,41 @@
 """Steps 2 and 3: server-side copy to the target bucket, same key, verified against the handle.
 
-Objects up to the multipart threshold take one CopyObject, conditional on the source still being
-the bytes the handle describes; its response ETag is the MD5 of the copy, so a match proves size
-and checksum without another request. Larger objects take UploadPartCopy and are verified by
-reading the copy back.
+Before anything is written the mover knows what is really at the source and at the target (see
+objects.py), and decides here, purely: the source must be the handle's bytes (its size, and its MD5
+when recorded); the target key must be free, hold exactly those bytes already (reused), or hold a
+stale copy that costalloc itself made and nothing references (overwritten). Anything else at the
+target is never overwritten, whoever owns it: the file is a target conflict (DESIGN.md section 4).
+
+Objects up to the multipart threshold take one CopyObject; its response ETag is the MD5 of the
+object it made, so a match proves the copy without another request. Larger objects take
+UploadPartCopy over the source's real length, every part conditional on the source's ETag, and
+are verified by their size and, when an MD5 is recorded, by reading the copy back.
 """
 
 from __future__ import annotations
 
-import hashlib
+import enum
+from collections.abc import Collection
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
 from costalloc_pipeline.mover.handles import Handle
+from costalloc_pipeline.mover.objects import (
+    ObjectFacts,
+    error_code,
+    head,
+    is_plain_md5,
+    read_md5,
+    unquote,
+)
 
-_READ_CHUNK = 8 * 1024**2
-ARCHIVE_STORAGE_CLASSES = frozenset({"GLACIER", "DEEP_ARCHIVE", "GLACIER_IR"})
-# A live copy carries no tags: above all not the archive tag, which a lifecycle rule expires. An
-# archived object left at the same key by an earlier move must not pass its tags on.
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+# A live copy carries no tags: above all not the archive tag, which a lifecycle rule expires.
 NO_TAGS = {"TaggingDirective": "REPLACE", "Tagging": ""}
 # What a download of the object is served with: a moved or archived file must be served the same.
 _CARRIED_HEADERS = (
@@ -32,10 +47,25 @@ _CARRIED_HEADERS = (
     "Expires",
     "Metadata",
 )
+# 409 ConditionalRequestConflict: a concurrent write to the key was under way.
+_PRECONDITION = ("PreconditionFailed", "412", "ConditionalRequestConflict", "409")
+# Part copies of one object in flight at once; the bundle's copy pool bounds the objects.
+PART_CONCURRENCY = 4
 
 
 class VerificationFailed(Exception):
-    """The copy is not the handle's bytes: the handle must not move."""
+    """The copy is not the handle's bytes, or the source is not what the handle records: the handle
+    must not move."""
+
+    def __init__(self, reason: str, made_etag: str | None = None) -> None:
+        super().__init__(reason)
+        # The ETag of the bad copy this run made, if any: the ledger keeps it, so a later run knows
+        # the object at the target key is costalloc's own and may replace it.
+        self.made_etag = made_etag
+
+
+class TargetConflict(Exception):
+    """Something other than the handle's bytes is at the target key: it is not overwritten."""
 
 
 @dataclass(frozen=True)
@@ -44,110 +74,153 @@ class CopyOptions:
     part_size: int
 
 
+class Action(enum.Enum):
+    COPY = "copy"
+    REUSE = "reuse"
+    FAIL = "fail"
+    CONFLICT = "conflict"
+
+
 @dataclass(frozen=True)
-class Copied:
-    handle_id: int
-    # The ETag of the verified copy, so a resumed move can recognise it without reading it again.
-    object_etag: str
-    reused: bool
+class CopyPlan:
+    action: Action
+    reason: str = ""
+    # COPY over an object that may be replaced (its ETag): the write is conditional on it.
+    replaces: str | None = None
 
 
-def _unquote(etag: str) -> str:
-    return etag.strip('"')
+def expected_md5(handle: Handle, source: ObjectFacts) -> str | None:
+    """The MD5 the copy must have: the handle's, else the source's own when it is single-part."""
+    return handle.md5.lower() if handle.md5 else source.md5
 
 
-def _error_code(error: ClientError) -> str:
-    return str(error.response.get("Error", {}).get("Code", ""))
-
-
-def _is_plain_md5(value: str | None) -> bool:
-    return bool(value) and len(value) == 32 and all(c in "0123456789abcdef" for c in value.lower())
-
-
-def head(s3: Any, bucket: str, key: str) -> dict | None:
-    try:
-        return s3.head_object(Bucket=bucket, Key=key)
-    except ClientError as error:
-        if _error_code(error) in ("404", "NoSuchKey", "NotFound"):
-            return None
-        raise
-
-
-def read_md5(s3: Any, bucket: str, key: str) -> tuple[int, str]:
-    body = s3.get_object(Bucket=bucket, Key=key)["Body"]
-    digest = hashlib.md5()
-    size = 0
-    for chunk in iter(lambda: body.read(_READ_CHUNK), b""):
-        digest.update(chunk)
-        size += len(chunk)
-    return size, digest.hexdigest()
-
-
-def verify_by_read(s3: Any, handle: Handle, bucket: str) -> str:
-    """Read the object back; return its ETag when it is the handle's bytes."""
-    size, md5 = read_md5(s3, bucket, handle.key)
-    if handle.size is not None and size != handle.size:
-        raise VerificationFailed(f"size {size} != handle size {handle.size} at s3://{bucket}/{handle.key}")
-    if handle.md5 and md5 != handle.md5.lower():
-        raise VerificationFailed(f"MD5 {md5} != handle MD5 {handle.md5} at s3://{bucket}/{handle.key}")
-    return _unquote(head(s3, bucket, handle.key)["ETag"])
-
-
-def reusable_copy(s3: Any, handle: Handle, bucket: str, known_etag: str | None) -> str | None:
-    """The ETag of an object already at the destination that is this handle's bytes, if any."""
-    existing = head(s3, bucket, handle.key)
-    # An archived object at that key (an earlier move away from this bucket) is not readable and
-    # expires: it must be overwritten by a fresh copy, never reused.
-    if existing is None or existing.get("StorageClass", "STANDARD") in ARCHIVE_STORAGE_CLASSES:
-        return None
-    etag = _unquote(existing["ETag"])
-    if handle.size is not None and existing["ContentLength"] != handle.size:
-        return None
-    if etag == (handle.md5 or "").lower() or (known_etag is not None and etag == known_etag):
-        return etag
+def source_problem(handle: Handle, source: ObjectFacts | None) -> str | None:
+    """Why the object at the source is not the bytes the handle describes (then nothing moves)."""
+    if source is None:
+        return "the source object is missing"
+    if source.archived:
+        return f"the source object is in {source.storage_class}, not readable"
+    if handle.size is not None and source.size != handle.size:
+        return f"the object is {source.size} bytes, the handle records {handle.size}"
+    if handle.md5 and not is_plain_md5(handle.md5):
+        return f"the handle's MD5 {handle.md5!r} is not an MD5"
+    if handle.md5 and source.md5 is not None and source.md5 != handle.md5.lower():
+        return f"the object's MD5 {source.md5} differs from the handle's {handle.md5}"
     return None
 
 
-def copy_object(s3: Any, handle: Handle, target_bucket: str, options: CopyOptions) -> str:
+def holds_these_bytes(handle: Handle, source: ObjectFacts, found: ObjectFacts, verified: Collection[str]) -> bool:
+    """Whether an object is provably the handle's bytes: same size and MD5, or a copy the ledger
+    verified for the handle as it is now (`verified`: their ETags)."""
+    if found.size != source.size:
+        return False
+    md5 = expected_md5(handle, source)
+    return found.etag == md5 if md5 is not None else found.etag in verified
+
+
+def plan_copy(
+    handle: Handle,
+    source: ObjectFacts | None,
+    target: ObjectFacts | None,
+    verified: Collection[str],
+    own_copies: Collection[str],
+    target_referenced: bool,
+) -> CopyPlan:
+    """Pure: what to do for one handle, from what is at the source and at the target key.
+
+    `own_copies`: ETags of copies costalloc made at that key (the ledger); `target_referenced`:
+    whether any handle, of any status, of this or another stack names the target object."""
+    problem = source_problem(handle, source)
+    if problem is not None or source is None:
+        return CopyPlan(Action.FAIL, problem or "")
+    if target is None:
+        return CopyPlan(Action.COPY)
+    same_bytes = holds_these_bytes(handle, source, target, verified)
+    if same_bytes and not target.archived:
+        return CopyPlan(Action.REUSE)
+    if same_bytes:
+        # An archive of these very bytes (an earlier move away): a live copy replaces it, nothing is lost.
+        return CopyPlan(Action.COPY, replaces=target.etag)
+    if target.etag in own_copies and not target_referenced:
+        # A copy costalloc made for a move that did not finish (the handle changed meanwhile).
+        return CopyPlan(Action.COPY, replaces=target.etag)
+    return CopyPlan(
+        Action.CONFLICT,
+        f"the target key holds other bytes ({target.size} bytes, ETag {target.etag}, {target.storage_class}); not overwritten",
+    )
+
+
+def _write_condition(replaces: str | None) -> dict[str, str]:
+    # Conditional writes where S3 honours them: a key that was free must still be free, an object
+    # replaced must still be the one decided on. (moto ignores these on CopyObject; the claims
+    # in the repository are what keep costalloc's own runs apart.)
+    return {"IfMatch": f'"{replaces}"'} if replaces else {"IfNoneMatch": "*"}
+
+
+def _verify(s3: S3Client, handle: Handle, source: ObjectFacts, bucket: str, etag: str) -> str:
+    """The copy's ETag, once the copy is proven to be the handle's bytes."""
+    md5 = expected_md5(handle, source)
+    if md5 is not None and "-" not in etag:
+        if etag != md5:
+            raise VerificationFailed(f"the copy's MD5 {etag} is not {md5}", etag)
+        return etag
+    found = head(s3, bucket, handle.key or "")
+    if found is None:
+        raise VerificationFailed(f"the copy at s3://{bucket}/{handle.key} is missing")
+    made = unquote(found["ETag"])
+    if int(found["ContentLength"]) != source.size:
+        raise VerificationFailed(f"the copy at s3://{bucket}/{handle.key} is not {source.size} bytes", made)
+    if md5 is not None:
+        size, read = read_md5(s3, bucket, handle.key or "")
+        if (size, read) != (source.size, md5):
+            raise VerificationFailed(f"the copy read back as {size} bytes with MD5 {read}, not {source.size} and {md5}", made)
+    return made
+
+
+def copy_object(
+    s3: S3Client, handle: Handle, source: ObjectFacts, target_bucket: str, options: CopyOptions, replaces: str | None
+) -> str:
     """Copy the handle's object to the target bucket and return the verified copy's ETag."""
-    if handle.size is not None and handle.size > options.multipart_threshold:
-        multipart_copy(s3, handle.bucket, handle.key, target_bucket, handle.size, options.part_size)
-        return verify_by_read(s3, handle, target_bucket)
-    source = {"Bucket": handle.bucket, "Key": handle.key}
-    if _is_plain_md5(handle.md5):
-        try:
-            response = s3.copy_object(
-                Bucket=target_bucket,
-                Key=handle.key,
-                CopySource=source,
-                CopySourceIfMatch=f'"{handle.md5}"',
-                **NO_TAGS,
+    key = handle.key or ""
+    bucket = handle.bucket or ""
+    try:
+        if source.size > options.multipart_threshold:
+            multipart_copy(
+                s3, bucket, key, target_bucket, options.part_size, source.etag, complete_args=_write_condition(replaces)
             )
-        except ClientError as error:
-            if _error_code(error) not in ("PreconditionFailed", "412"):
-                raise
-            # The source ETag is not its MD5 (a multipart upload) or the source is not the
-            # handle's bytes: copy anyway and let the read-back decide.
-        else:
-            etag = _unquote(response["CopyObjectResult"]["ETag"])
-            if etag == handle.md5.lower():
-                return etag
-            return verify_by_read(s3, handle, target_bucket)
-    s3.copy_object(Bucket=target_bucket, Key=handle.key, CopySource=source, **NO_TAGS)
-    return verify_by_read(s3, handle, target_bucket)
+            return _verify(s3, handle, source, target_bucket, "-")
+        response = s3.copy_object(
+            Bucket=target_bucket,
+            Key=key,
+            CopySource={"Bucket": bucket, "Key": key},
+            CopySourceIfMatch=f'"{source.etag}"',
+            **_write_condition(replaces),
+            **NO_TAGS,
+        )
+    except ClientError as error:
+        if error_code(error) in _PRECONDITION:
+            raise TargetConflict("the source or the target key changed during the copy; retried next run") from error
+        raise
+    return _verify(s3, handle, source, target_bucket, unquote(response["CopyObjectResult"]["ETag"]))
 
 
 def multipart_copy(
-    s3: Any,
+    s3: S3Client,
     source_bucket: str,
     key: str,
     target_bucket: str,
-    size: int,
     part_size: int,
+    source_etag: str | None = None,
+    complete_args: dict[str, str] | None = None,
     **create_args: Any,
-) -> None:
-    """UploadPartCopy in parallel parts; the upload is aborted on any failure."""
+) -> int:
+    """UploadPartCopy of the source's real length (from its HEAD, never the recorded size: a size
+    that lies must not truncate anything); the upload is aborted on any failure. Returns the length."""
     source = s3.head_object(Bucket=source_bucket, Key=key)
+    etag = source_etag or unquote(source["ETag"])
+    if unquote(source["ETag"]) != etag:
+        raise VerificationFailed(f"s3://{source_bucket}/{key} changed before its copy")
+    size = int(source["ContentLength"])
     # CopyObject keeps these by itself; a multipart upload starts bare, so they are carried over.
     for header in _CARRIED_HEADERS:
         if source.get(header):
@@ -163,15 +236,18 @@ def multipart_copy(
             PartNumber=number,
             CopySource={"Bucket": source_bucket, "Key": key},
             CopySourceRange=f"bytes={first}-{last}",
+            # A source that changes half-way fails the copy instead of producing a mixture.
+            CopySourceIfMatch=f'"{etag}"',
         )
         return {"PartNumber": number, "ETag": response["CopyPartResult"]["ETag"]}
 
     try:
-        with ThreadPoolExecutor(max_workers=4) as parts_pool:
+        with ThreadPoolExecutor(max_workers=PART_CONCURRENCY) as parts_pool:
             parts = list(parts_pool.map(lambda args: copy_part(*args), [(i + 1, a, b) for i, (a, b) in enumerate(ranges)]))
         s3.complete_multipart_upload(
-            Bucket=target_bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}
+            Bucket=target_bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}, **(complete_args or {})
         )
     except BaseException:
         s3.abort_multipart_upload(Bucket=target_bucket, Key=key, UploadId=upload_id)
         raise
+    return size

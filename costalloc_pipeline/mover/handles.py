@@ -7,26 +7,21 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, select, tuple_
 
-from costalloc_pipeline.schema.repository import FileStatus, MetadataType, files
+from costalloc_pipeline.placement import Placement, Target
+from costalloc_pipeline.schema.repository import FileStatus, files
 
 
 @dataclass(frozen=True)
 class Handle:
     id: int
     etag: str
-    bucket: str
-    key: str
+    bucket: str | None
+    key: str | None
     size: int | None
     md5: str | None
     storage_location_id: int | None
     status: str
     metadata_type: str
-
-
-@dataclass(frozen=True)
-class Target:
-    bucket: str
-    storage_location_id: int
 
 
 def read_handles(conn: Connection, handle_ids: Sequence[int]) -> list[Handle]:
@@ -46,27 +41,50 @@ def read_handles(conn: Connection, handle_ids: Sequence[int]) -> list[Handle]:
     return [Handle(*row) for row in rows]
 
 
-def skip_reason(handle: Handle, target: Target, managed_buckets: frozenset[str]) -> str | None:
-    """Why a handle must not be moved now, or None when it is still misplaced."""
-    if handle.metadata_type != MetadataType.S3.value or handle.bucket not in managed_buckets:
+def skip_reason(
+    handle: Handle, project_id: int, referencing: Iterable[int], placement: Placement, target: Target
+) -> str | None:
+    """Why a handle must not be moved to `target` by a run of `project_id` now, or None.
+
+    The placement rule decides, on the live repository: the handle must still be one of the
+    project's, and every project that references it must want it in the target bucket."""
+    if not placement.is_managed(handle.metadata_type, handle.bucket):
         return "not in repository-managed storage"
     if handle.status != FileStatus.AVAILABLE.value:
         return f"status is {handle.status}"
+    projects = set(referencing)
+    if project_id not in projects:
+        return "no longer a handle of the project"
+    if placement.conflicting(project_id, projects):
+        return "conflict: another project that uses it wants it in another bucket"
+    if placement.belongs_in(projects) != target.bucket:
+        return "the project's target changed"
     if handle.bucket == target.bucket:
         return "already in the target bucket"
     return None
 
 
-def referenced_objects(conn: Connection, objects: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
-    """The (bucket, key) pairs still referenced by an AVAILABLE handle of this repository."""
+def row_problem(handle: Handle) -> str | None:
+    """What makes a misplaced handle impossible to move safely: it is reported, the rest moves."""
+    if not handle.key:
+        return "the handle has no key"
+    if handle.size is None:
+        return "the handle records no size, so a copy could not be verified"
+    return None
+
+
+def referenced_objects(
+    conn: Connection, objects: Iterable[tuple[str, str]], any_status: bool = False
+) -> set[tuple[str, str]]:
+    """The (bucket, key) pairs still referenced by an AVAILABLE handle of this repository (by any
+    handle at all with `any_status`: an UNLINKED handle can be restored by the repository)."""
     wanted = list(set(objects))
     found: set[tuple[str, str]] = set()
     for start in range(0, len(wanted), 500):
-        chunk = wanted[start : start + 500]
-        rows = conn.execute(
-            select(files.c.bucket_name, files.c.key)
-            .where(tuple_(files.c.bucket_name, files.c.key).in_(chunk))
-            .where(files.c.status == FileStatus.AVAILABLE.value)
+        query = select(files.c.bucket_name, files.c.key).where(
+            tuple_(files.c.bucket_name, files.c.key).in_(wanted[start : start + 500])
         )
-        found.update((bucket, key) for bucket, key in rows)
+        if not any_status:
+            query = query.where(files.c.status == FileStatus.AVAILABLE.value)
+        found.update((bucket, key) for bucket, key in conn.execute(query))
     return found

@@ -2,24 +2,19 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, insert, select, update
+from sqlalchemy import Connection, bindparam, func, insert, or_, select, update
 
 from costalloc_pipeline.db import utcnow
-from costalloc_pipeline.mover.handles import Handle, Target
+from costalloc_pipeline.mover.handles import Handle
+from costalloc_pipeline.placement import Target
 from costalloc_pipeline.schema.repository import MoveState, move_ledger
 
 # Attempts that may have left a copy in the target bucket without repointing the handle.
 UNFINISHED = (MoveState.STARTED.value, MoveState.COPIED.value)
-
-
-@dataclass(frozen=True)
-class PriorAttempt:
-    ledger_id: int
-    target_object_etag: str | None
 
 
 def start(
@@ -53,21 +48,81 @@ def start(
     return {handle_id: ledger_id for ledger_id, handle_id in result}
 
 
-def prior_attempts(conn: Connection, handle_ids: Iterable[int], target_bucket: str) -> dict[int, PriorAttempt]:
-    """Unfinished attempts to move these handles to this bucket (another run, or a crashed one)."""
-    found: dict[int, PriorAttempt] = {}
+def unfinished_attempts(conn: Connection, handle_ids: Iterable[int], live_runs: Iterable[str]) -> list[int]:
+    """Ledger ids of attempts to move these handles left unfinished by runs that are over (crashed)."""
     ids = list(handle_ids)
+    runs = sorted(set(live_runs))
+    found: list[int] = []
+    for start_at in range(0, len(ids), 1000):
+        found.extend(
+            conn.execute(
+                select(move_ledger.c.id).where(
+                    move_ledger.c.file_handle_id.in_(ids[start_at : start_at + 1000]),
+                    move_ledger.c.state.in_(UNFINISHED),
+                    move_ledger.c.run_id.not_in(runs),
+                )
+            ).scalars()
+        )
+    return found
+
+
+def verified_copies(conn: Connection, handles: Sequence[Handle], target_bucket: str) -> dict[int, set[str]]:
+    """ETags of copies the ledger verified for each handle *as it is now* (same etag as when the
+    attempt started): a copy of bytes the handle has since replaced is never reused."""
+    by_id = {h.id: h for h in handles}
+    found: dict[int, set[str]] = {h.id: set() for h in handles}
+    ids = list(by_id)
     for start_at in range(0, len(ids), 1000):
         rows = conn.execute(
-            select(move_ledger.c.id, move_ledger.c.file_handle_id, move_ledger.c.target_object_etag)
-            .where(move_ledger.c.file_handle_id.in_(ids[start_at : start_at + 1000]))
-            .where(move_ledger.c.target_bucket == target_bucket)
-            .where(move_ledger.c.state.in_(UNFINISHED + (MoveState.SKIPPED.value, MoveState.FAILED.value)))
-            .order_by(move_ledger.c.id)
+            select(move_ledger.c.file_handle_id, move_ledger.c.etag_before, move_ledger.c.target_object_etag).where(
+                move_ledger.c.file_handle_id.in_(ids[start_at : start_at + 1000]),
+                move_ledger.c.target_bucket == target_bucket,
+                move_ledger.c.target_object_etag.is_not(None),
+                # A FAILED row's ETag is of a copy that failed its verification.
+                move_ledger.c.state != MoveState.FAILED.value,
+            )
         )
-        for ledger_id, handle_id, etag in rows:
-            previous = found.get(handle_id)
-            found[handle_id] = PriorAttempt(ledger_id, etag or (previous.target_object_etag if previous else None))
+        for handle_id, etag_before, object_etag in rows:
+            if etag_before == by_id[handle_id].etag:
+                found[handle_id].add(object_etag)
+    return found
+
+
+def own_copies(conn: Connection, target_bucket: str, keys: Iterable[str]) -> dict[str, set[str]]:
+    """ETags of every copy costalloc made at these keys of the target bucket (finished or not)."""
+    wanted = sorted(set(keys))
+    found: dict[str, set[str]] = {key: set() for key in wanted}
+    for start_at in range(0, len(wanted), 1000):
+        rows = conn.execute(
+            select(move_ledger.c.source_key, move_ledger.c.target_object_etag).where(
+                move_ledger.c.target_bucket == target_bucket,
+                move_ledger.c.source_key.in_(wanted[start_at : start_at + 1000]),
+                move_ledger.c.target_object_etag.is_not(None),
+            )
+        )
+        for key, etag in rows:
+            found[key].add(etag)
+    return found
+
+
+def moving_objects(conn: Connection, objects: Iterable[tuple[str, str]], live_runs: Iterable[str]) -> set[tuple[str, str]]:
+    """Objects that an unfinished move of a live run reads (its source) or writes (its target)."""
+    runs = sorted(set(live_runs))
+    wanted = set(objects)
+    if not runs or not wanted:
+        return set()
+    keys = sorted({key for _, key in wanted})
+    found: set[tuple[str, str]] = set()
+    for start_at in range(0, len(keys), 500):
+        rows = conn.execute(
+            select(move_ledger.c.source_bucket, move_ledger.c.target_bucket, move_ledger.c.source_key).where(
+                move_ledger.c.source_key.in_(keys[start_at : start_at + 500]),
+                move_ledger.c.state.in_(UNFINISHED),
+                move_ledger.c.run_id.in_(runs),
+            )
+        )
+        for source_bucket, target_bucket, key in rows:
+            found.update({(source_bucket, key), (target_bucket, key)} & wanted)
     return found
 
 
@@ -98,9 +153,17 @@ def record(conn: Connection, state: MoveState, changes: dict[int, dict[str, Any]
     conn.execute(statement, params)
 
 
-def repointed_not_archived(conn: Connection, project_id: int | None = None) -> list[Any]:
-    """Moves interrupted between the repoint and the archive step: the resume path finishes them."""
-    query = select(move_ledger).where(move_ledger.c.state == MoveState.REPOINTED.value)
+def due_archives(
+    conn: Connection, project_id: int | None, repointed_before: dt.datetime, live_runs: Iterable[str], own_run: str
+) -> list[Any]:
+    """REPOINTED rows whose grace period is over, of runs that are over (or of `own_run`): a live
+    run's rows are its own to finish."""
+    repointed_on = func.coalesce(move_ledger.c.repointed_on, move_ledger.c.updated_on)
+    query = select(move_ledger).where(
+        move_ledger.c.state == MoveState.REPOINTED.value,
+        repointed_on <= repointed_before,
+        or_(move_ledger.c.run_id.not_in(sorted(set(live_runs) - {own_run})), move_ledger.c.run_id == own_run),
+    )
     if project_id is not None:
         query = query.where(move_ledger.c.project_id == project_id)
     return list(conn.execute(query.order_by(move_ledger.c.id)))

@@ -6,6 +6,8 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+import pandas as pd
+
 
 @dataclass(frozen=True)
 class Candidate:
@@ -13,7 +15,8 @@ class Candidate:
 
     file_handle_id: int
     bucket: str
-    key: str
+    # None for a handle with no key: it still goes to the mover, which reports it as failed.
+    key: str | None
     size: int
 
 
@@ -36,12 +39,14 @@ class BundlePlan:
     deferred_bytes: int
 
 
-def _groups_by_object(candidates: Iterable[Candidate]) -> list[list[Candidate]]:
-    # Handles sharing a bucket and key go in one bundle, so the archive step of that bundle sees
-    # them all repointed and the object is copied once.
-    groups: dict[tuple[str, str], list[Candidate]] = {}
-    for candidate in candidates:
-        groups.setdefault((candidate.bucket, candidate.key), []).append(candidate)
+def _groups_by_key(candidates: Iterable[Candidate]) -> list[list[Candidate]]:
+    # Handles sharing a key go in one bundle: those on one object are copied once and the bundle's
+    # archive step sees them all repointed; those on different objects with that key (in several
+    # buckets) would meet at one target key, and one bundle lets only one of them move (DESIGN.md
+    # section 4). Sorted by key, so a bundle's keys are close together in the buckets' listings.
+    groups: dict[str | None, list[Candidate]] = {}
+    for candidate in sorted(candidates, key=lambda c: (c.key or "", c.bucket, c.file_handle_id)):
+        groups.setdefault(candidate.key, []).append(candidate)
     return list(groups.values())
 
 
@@ -56,8 +61,9 @@ def plan_bundles(
     bundles: list[Bundle] = []
     deferred_files = deferred_bytes = 0
     current: Bundle | None = None
-    for group in _groups_by_object(candidates):
-        group_bytes = group[0].size or 0
+    for group in _groups_by_key(candidates):
+        # Handles on one object count its bytes once.
+        group_bytes = sum({c.bucket: c.size for c in group}.values())
         fits = (
             current is not None
             and current.files + len(group) <= files_per_bundle
@@ -73,3 +79,13 @@ def plan_bundles(
         current.handle_ids.extend(c.file_handle_id for c in group)
         current.bytes += group_bytes
     return BundlePlan(bundles, deferred_files, deferred_bytes)
+
+
+def candidates_of(frame: pd.DataFrame) -> list[Candidate]:
+    """The rows of a files_out_of_place dataset as candidates; a NULL size counts as 0 bytes for
+    the bundle bounds (the mover reports such a handle instead of moving it)."""
+    sizes = frame["content_size"].fillna(0).astype("int64") if len(frame) else []
+    return [
+        Candidate(int(handle_id), bucket, None if pd.isna(key) else key, int(size))
+        for handle_id, bucket, key, size in zip(frame["file_handle_id"], frame["bucket_name"], frame["key"], sizes)
+    ]

@@ -5,11 +5,21 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import BigInteger, Connection, FromClause, String, bindparam, column, func, update, values
+from sqlalchemy import (
+    BigInteger,
+    Connection,
+    FromClause,
+    String,
+    bindparam,
+    column,
+    func,
+    update,
+    values,
+)
 from sqlalchemy.dialects.postgresql import ARRAY
 
 from costalloc_pipeline.db import utcnow
-from costalloc_pipeline.mover.handles import Target
+from costalloc_pipeline.placement import Target
 from costalloc_pipeline.schema.repository import files
 
 # Three bound parameters a row: well under SQLite's and PostgreSQL's limits.

@@ -210,7 +210,8 @@ move_ledger = Table(
     Column("project_id", BigInteger, nullable=False),
     Column("file_handle_id", BigInteger, nullable=False),
     Column("source_bucket", String(100), nullable=False),
-    Column("source_key", String(700), nullable=False),
+    # NULL when the handle had no key: the row records why it could not move.
+    Column("source_key", String(700)),
     Column("target_bucket", String(100), nullable=False),
     Column("target_storage_location_id", BigInteger, nullable=False),
     Column("content_size", BigInteger),
@@ -223,9 +224,43 @@ move_ledger = Table(
     Column("archive_bucket", String(100)),
     Column("archive_key", String(700)),
     Column("archived_on", DateTime()),
+    # When the handle was repointed: the source is archived only after the grace period from here.
+    Column("repointed_on", DateTime()),
     Column("started_on", DateTime(), nullable=False),
     Column("updated_on", DateTime(), nullable=False),
     Index("ix_move_ledger_file_handle_id", "file_handle_id"),
     Index("ix_move_ledger_state", "state"),
     Index("ix_move_ledger_project_id", "project_id"),
+)
+
+
+# One writer per project (DESIGN.md section 4): the run that may move a project's files now. A run
+# renews its lease as it goes and checks it in the transaction of every repoint; a run that lost it
+# stops. An expired lease is a run that died.
+relocation_lease = Table(
+    "relocation_lease",
+    metadata,
+    Column("project_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("run_id", String(64), nullable=False),
+    Column("target_bucket", String(100), nullable=False),
+    Column("acquired_on", DateTime(), nullable=False),
+    Column("expires_on", DateTime(), nullable=False),
+    Index("ix_relocation_lease_run_id", "run_id"),
+)
+
+# Objects a live run is about to write (the target of a copy) or to archive. While a claim stands,
+# no other run copies to, reuses or archives that object, so two different sources never meet at
+# one key and an archive never races a move. A claim of a run without a live lease is stale.
+object_claim = Table(
+    "object_claim",
+    metadata,
+    # SHA-256 of bucket and key: a short primary key whatever the key's length.
+    Column("object_id", String(64), primary_key=True),
+    Column("bucket", String(100), nullable=False),
+    Column("key", String(700), nullable=False),
+    Column("run_id", String(64), nullable=False),
+    # The object a copy claim copies from; NULL for an archive claim.
+    Column("source_bucket", String(100)),
+    Column("claimed_on", DateTime(), nullable=False),
+    Index("ix_object_claim_run_id", "run_id"),
 )

@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 
 import pytest
+from faults.repository import make_repo
 from sqlalchemy import select
 
 from costalloc_pipeline.cli import main
 from costalloc_pipeline.config import Settings
 from costalloc_pipeline.mover.bundle import move_bundle
 from costalloc_pipeline.schema.repository import files
-from faults.repository import make_repo
 
 PROJECT = 10
 
@@ -25,6 +25,7 @@ def environment(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Settings
         "COSTALLOC_REPLICA_URL": settings.replica_url,
         "COSTALLOC_S3_ENDPOINT_URL": str(settings.s3_endpoint_url),
         "COSTALLOC_STACK": settings.stack,
+        "COSTALLOC_ARCHIVE_GRACE_SECONDS": str(settings.archive_grace_seconds),
     }.items():
         monkeypatch.setenv(name, value)
     return settings

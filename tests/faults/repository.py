@@ -10,11 +10,13 @@ import itertools
 import json
 import subprocess
 import sys
+import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from helpers.links import link_to_project
 from sqlalchemy import Engine, insert, select
 
 from costalloc_pipeline import service
@@ -23,12 +25,18 @@ from costalloc_pipeline.auth import admin_caller
 from costalloc_pipeline.bootstrap import bootstrap
 from costalloc_pipeline.config import Settings
 from costalloc_pipeline.db import engine_for, new_etag, utcnow
+from costalloc_pipeline.mover import claims, lease
 from costalloc_pipeline.mover.bundle import MoveContext
 from costalloc_pipeline.mover.copier import CopyOptions
 from costalloc_pipeline.s3 import make_s3_client
-from costalloc_pipeline.schema.repository import FileStatus, MetadataType, files, move_ledger
+from costalloc_pipeline.schema.repository import (
+    FileStatus,
+    MetadataType,
+    files,
+    move_ledger,
+)
 
-from .worker import build_context
+from .worker import CRASHED_LEASE_SECONDS, build_context
 
 WORKER = Path(__file__).with_name("worker.py")
 NO_MULTIPART = CopyOptions(multipart_threshold=5 * 1024**3, part_size=512 * 1024**2)
@@ -73,10 +81,12 @@ class Repo:
     s3: Any
     entities: Any
     ids: itertools.count
+    projects: list[int] = field(default_factory=list)
 
     def project(self, project_id: int, allocation: str | None = None) -> str:
         """A project, assigned to `allocation` when given; returns its target bucket."""
         self.entities.project(project_id)
+        self.projects.append(project_id)
         return self.assign(project_id, allocation) if allocation is not None else self.settings.default_bucket
 
     def assign(self, project_id: int, allocation: str) -> str:
@@ -85,7 +95,25 @@ class Repo:
             caller = admin_caller(conn)
         return service.assign(self.engine, self.s3, self.settings, project_id, allocation, caller).cost_allocation.bucket
 
-    def add_handle(self, body: bytes, bucket: str | None = None, key: str | None = None, upload: bool = True) -> int:
+    def unassign(self, project_id: int) -> None:
+        with self.engine.connect() as conn:
+            caller = admin_caller(conn)
+        service.unassign(self.engine, project_id, caller)
+
+    def end_run(self, project_id: int, run_id: str) -> None:
+        """The run is over: its claims and lease given back, as a finished run does."""
+        claims.release_run(self.engine, run_id)
+        lease.release(self.engine, project_id, run_id)
+
+    def add_handle(
+        self,
+        body: bytes,
+        bucket: str | None = None,
+        key: str | None = None,
+        upload: bool = True,
+        project_id: int | None = None,
+    ) -> int:
+        """A handle of `project_id` (the first project the test made, when None) and its object."""
         handle_id = next(self.ids)
         bucket = bucket or self.settings.default_bucket
         key = key or f"7/{new_etag()}/file{handle_id}.bin"
@@ -112,6 +140,9 @@ class Repo:
                     status=FileStatus.AVAILABLE.value,
                 )
             )
+        owner = project_id if project_id is not None else (self.projects[0] if self.projects else None)
+        if owner is not None:
+            link_to_project(self.engine, handle_id, owner)
         return handle_id
 
     def add_handles(self, count: int, size: int = 300) -> dict[int, bytes]:
@@ -146,15 +177,21 @@ class Repo:
         copy: CopyOptions = NO_MULTIPART,
         concurrency: int = 4,
         other_repository_urls: tuple[str, ...] = (),
+        take_over: bool = True,
+        clock: Any = utcnow,
+        **overrides: Any,
     ) -> MoveContext:
         return build_context(
-            self.settings.repository_url,
+            self.settings,
             s3 or self.client(),
             project_id,
             run_id,
             copy,
             concurrency,
             other_repository_urls,
+            take_over,
+            clock,
+            **overrides,
         )
 
     def audit(self) -> Violations:
@@ -182,6 +219,7 @@ def crash(
     spec = {
         "repository_url": settings.repository_url,
         "s3_endpoint": settings.s3_endpoint_url,
+        "stack": settings.stack,
         "project_id": project_id,
         "run_id": "crashed-run",
         "handle_ids": handle_ids,
@@ -192,6 +230,8 @@ def crash(
     }
     worker = subprocess.run([sys.executable, str(WORKER), json.dumps(spec)], capture_output=True, text=True, timeout=120)
     assert worker.returncode == -9, f"the worker was not killed at {kill_at}: {worker.returncode} {worker.stderr}"
+    # A dead run's lease lapses: then the next run may take the project, as in production.
+    time.sleep(CRASHED_LEASE_SECONDS + 0.1)
 
 
 def make_repo(settings: Settings, entities: Any) -> Repo:

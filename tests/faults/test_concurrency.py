@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import threading
-from concurrent.futures import ThreadPoolExecutor
+import datetime as dt
 from dataclasses import replace
 from typing import Any
 
-from sqlalchemy import event, update
+import pytest
+from sqlalchemy import update
 
-from costalloc_pipeline.db import engine_for, new_etag
+from costalloc_pipeline.db import engine_for, new_etag, utcnow
 from costalloc_pipeline.mover.bundle import move_bundle
+from costalloc_pipeline.mover.lease import LeaseHeld
 from costalloc_pipeline.schema.migrate import upgrade_all
 from costalloc_pipeline.schema.repository import MoveState, files
 
@@ -63,30 +64,33 @@ def test_handles_changed_by_another_writer_while_their_bundle_runs(repo):
 
 
 def test_two_runs_of_the_same_project_at_once(repo):
+    """One writer per project: a second run cannot start while the first holds the lease; when the
+    first stalls past its lease, the second takes over, and the first stops before its repoint."""
     target = repo.project(PROJECT, "genomics")
     originals = repo.add_handles(6)
-    both_copied = threading.Barrier(2, timeout=60)
+    first_s3 = repo.client()
+    first = repo.context(PROJECT, first_s3, run_id="run-1", concurrency=1)
+    with pytest.raises(LeaseHeld):
+        repo.context(PROJECT, run_id="run-2", take_over=False)
 
-    def repoint_together(_conn, _cursor, statement: str, *_: Any) -> None:
-        # Both runs have read, copied and verified every handle before either repoints.
-        if "UPDATE files" in statement:
-            both_copied.wait()
+    later = dt.timedelta(seconds=first.lease_seconds + 1)
+    second: list[Any] = []
 
-    ctx = [repo.context(PROJECT, run_id=f"run-{n}") for n in (1, 2)]
-    event.listen(ctx[0].repository, "before_cursor_execute", repoint_together)
-    try:
-        with ThreadPoolExecutor(max_workers=2) as runs:
-            results = list(runs.map(lambda c: move_bundle(c, list(originals)), ctx))
-    finally:
-        event.remove(ctx[0].repository, "before_cursor_execute", repoint_together)
+    def stall_then_let_the_second_run(**_: Any) -> None:
+        # Run 1 has copied every file and stalls; its lease lapses and run 2 does the whole move.
+        if copies.into_target == len(originals) and not second:
+            ctx = repo.context(PROJECT, run_id="run-2", take_over=False, clock=lambda: utcnow() + later)
+            second.append(move_bundle(ctx, list(originals)))
 
-    # Each handle moved once, by one run; the other run saw it changed and left it alone.
-    assert sum(r.moved_files for r in results) == 6
-    assert sum(r.changed_meanwhile for r in results) == 6
-    assert sum(r.archived_objects for r in results) == 6
+    copies = CopyCounter(first_s3)
+    first_s3.meta.events.register("after-call.s3.CopyObject", stall_then_let_the_second_run)
+    result = move_bundle(first, list(originals))
+
+    assert result.stopped and result.moved_files == 0
+    assert (second[0].moved_files, second[0].reused_copies, second[0].archived_objects) == (6, 6, 6)
     for handle_id in originals:
         states = repo.ledger_states(handle_id)
-        assert states.count(MoveState.DONE.value) == 1, states
+        assert states.count(MoveState.DONE.value) == 1 and MoveState.REPOINTED.value not in states, states
         assert repo.handle(handle_id).bucket_name == target
     repo.assert_intact(originals)
     assert repo.audit().counts == {}
@@ -98,7 +102,7 @@ def test_a_key_shared_by_handles_of_two_projects_in_two_allocations(repo):
     body = b"one object, two handles, two projects"
     key = f"7/{new_etag()}/shared.csv"
     first = repo.add_handle(body, key=key)
-    second = repo.add_handle(body, key=key, upload=False)
+    second = repo.add_handle(body, key=key, upload=False, project_id=OTHER_PROJECT)
 
     result = move_bundle(repo.context(PROJECT), [first])
     assert (result.moved_files, result.archived_objects, result.sources_still_referenced) == (1, 0, 1)

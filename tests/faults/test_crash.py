@@ -6,19 +6,27 @@ no copy redone that the ledger or the target bucket already proved.
 
 from __future__ import annotations
 
-import dagster as dg
 import pytest
 from sqlalchemy import select
 
 from costalloc_pipeline.audit import COPIED_NOT_REPOINTED, REPOINTED_NOT_ARCHIVED, audit
 from costalloc_pipeline.db import engine_for
 from costalloc_pipeline.local_runner import LocalRunner
-from costalloc_pipeline.misplaced import find_out_of_place, load_placement
+from costalloc_pipeline.misplaced import find_out_of_place
 from costalloc_pipeline.mover.bundle import move_bundle
-from costalloc_pipeline.mover.resume import resume_interrupted
+from costalloc_pipeline.mover.resume import archive_due
 from costalloc_pipeline.partitions import projects
-from costalloc_pipeline.replication import refresh_entity_replication, refresh_file_replication
-from costalloc_pipeline.schema.repository import FileStatus, MetadataType, MoveState, files
+from costalloc_pipeline.placement import load_placement
+from costalloc_pipeline.replication import (
+    refresh_entity_replication,
+    refresh_file_replication,
+)
+from costalloc_pipeline.schema.repository import (
+    FileStatus,
+    MetadataType,
+    MoveState,
+    files,
+)
 
 from .repository import SMALL_PARTS, CopyCounter, crash, md5
 
@@ -90,7 +98,7 @@ def test_killed_after_the_repoint_the_resume_archives_without_copying(repo):
     s3 = repo.client()
     copies = CopyCounter(s3)
     assert move_bundle(repo.context(PROJECT, s3, run_id="rerun"), list(originals)).moved_files == 0
-    result = resume_interrupted(repo.context(PROJECT, s3, run_id="rerun"), PROJECT)
+    result = archive_due(repo.context(PROJECT, s3, run_id="rerun"), PROJECT)
     assert result.archived_objects == 3
     assert (copies.into_target, copies.archives) == (0, 3)
     assert_moved_and_archived(repo, originals, target)
@@ -107,7 +115,7 @@ def test_killed_in_the_middle_of_archiving_a_bundle(repo):
 
     s3 = repo.client()
     copies = CopyCounter(s3)
-    result = resume_interrupted(repo.context(PROJECT, s3, run_id="rerun"), PROJECT)
+    result = archive_due(repo.context(PROJECT, s3, run_id="rerun"), PROJECT)
     assert result.archived_objects == 5
     assert copies.into_target == 0
     assert_moved_and_archived(repo, originals, target)

@@ -94,6 +94,9 @@ def test_connection_lost_inside_the_repoint_transaction(repo):
         assert handle.bucket_name == repo.settings.default_bucket
         assert repo.storage_class(handle.bucket_name, handle.key) == "STANDARD"
         assert repo.ledger_states(handle_id) == [MoveState.COPIED.value]
+    # While the run holds its lease its half-done moves are work in progress; once it is over, not.
+    assert repo.audit().counts == {}
+    repo.end_run(PROJECT, ctx.run_id)
     assert repo.audit().counts == {COPIED_NOT_REPOINTED: 3}
 
     s3 = repo.client()

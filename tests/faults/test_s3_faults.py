@@ -14,8 +14,8 @@ import pytest
 from costalloc_pipeline.mover.bundle import move_bundle
 from costalloc_pipeline.schema.repository import MoveState
 
-from .repository import SMALL_PARTS, CopyCounter, md5
 from .proxy import Fault, ProxiedRequest, UpstreamAnswer, a_share, the_first
+from .repository import SMALL_PARTS, CopyCounter, md5
 
 PROJECT = 10
 _ETAG = re.compile(rb"<ETag>.*?</ETag>")
@@ -136,16 +136,23 @@ def test_a_copy_damaged_after_a_crash_is_not_reused(repo):
     target = repo.project(PROJECT, "genomics")
     originals = repo.add_handles(2)
     repo.crash(PROJECT, list(originals), "before-repoint")
-    # The ledger remembers each verified copy's ETag; one copy is overwritten before the rerun.
-    damaged = next(iter(originals))
+    # The ledger remembers each verified copy's ETag; someone overwrites one copy before the rerun.
+    damaged, intact = originals
     key = repo.handle(damaged).key
     repo.s3.put_object(Bucket=target, Key=key, Body=_flipped(originals[damaged]))
 
     s3 = repo.client()
     copies = CopyCounter(s3)
     result = move_bundle(repo.context(PROJECT, s3, run_id="rerun"), list(originals))
-    assert (result.moved_files, result.reused_copies, copies.into_target) == (2, 1, 1)
-    assert_all_moved(repo, originals, target)
+    # The intact copy is reused; the other bytes at the damaged key are not costalloc's to
+    # overwrite: that file is a target conflict, left in place, for a person to look at.
+    assert (result.moved_files, result.reused_copies, copies.into_target) == (1, 1, 0)
+    assert set(result.failed) == {damaged} and result.failed[damaged].startswith("target conflict")
+    assert repo.handle(damaged).bucket_name == repo.settings.default_bucket
+    assert repo.handle(intact).bucket_name == target
+    assert repo.s3.get_object(Bucket=target, Key=key)["Body"].read() == _flipped(originals[damaged])
+    repo.assert_intact(originals)
+    assert repo.audit().counts == {}
 
 
 def test_multipart_copies_survive_errors_and_dropped_connections(repo, proxy):

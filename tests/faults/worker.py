@@ -20,43 +20,53 @@ import sys
 import threading
 from typing import Any
 
-from sqlalchemy import Engine, event
+from sqlalchemy import Engine, delete, event
 
-from costalloc_pipeline import service
-from costalloc_pipeline.db import engine_for
-from costalloc_pipeline.misplaced import load_placement
-from costalloc_pipeline.mover.bundle import MoveContext, move_bundle
+from costalloc_pipeline.config import Settings
+from costalloc_pipeline.db import engine_for, utcnow
+from costalloc_pipeline.mover.bundle import move_bundle
+from costalloc_pipeline.mover.context import Clock, MoveContext, move_context
 from costalloc_pipeline.mover.copier import CopyOptions
-from costalloc_pipeline.mover.handles import Target
+from costalloc_pipeline.mover.lease import acquire
 from costalloc_pipeline.s3 import make_s3_client
+from costalloc_pipeline.schema.repository import relocation_lease
 
 ARCHIVE_STORAGE_CLASS = "GLACIER"
+CRASHED_LEASE_SECONDS = 1
 
 
 def build_context(
-    repository_url: str,
+    settings: Settings,
     s3: Any,
     project_id: int,
     run_id: str,
     copy: CopyOptions,
     concurrency: int,
     other_repository_urls: tuple[str, ...] = (),
+    take_over: bool = True,
+    clock: Clock = utcnow,
+    **overrides: Any,
 ) -> MoveContext:
-    """What the relocation asset builds for one project's run, from the live repository."""
-    repository = engine_for(repository_url)
-    target = service.target_bucket_for_project(repository, project_id)
-    return MoveContext(
-        repository=repository,
+    """What the relocation asset builds for one project's run, from the live repository, with the
+    run's lease taken as a run takes it (`take_over`: earlier runs are over, their leases gone)."""
+    ctx = move_context(
+        settings,
+        engine_for(settings.repository_url),
+        s3,
+        project_id,
+        run_id,
+        clock,
         other_repositories=tuple(engine_for(url) for url in other_repository_urls),
-        s3=s3,
-        run_id=run_id,
-        project_id=project_id,
-        target=Target(target.bucket, target.storage_location_id),
-        managed_buckets=load_placement(repository).managed_buckets,
         copy=copy,
-        archive_storage_class=ARCHIVE_STORAGE_CLASS,
         concurrency=concurrency,
+        archive_storage_class=ARCHIVE_STORAGE_CLASS,
+        **overrides,
     )
+    if take_over:
+        with ctx.repository.begin() as conn:
+            conn.execute(delete(relocation_lease).where(relocation_lease.c.project_id == project_id))
+    acquire(ctx.repository, project_id, run_id, ctx.target.bucket, ctx.clock(), ctx.lease_seconds)
+    return ctx
 
 
 def die() -> None:
@@ -103,7 +113,15 @@ def kill_around_repoint(engine: Engine, after: bool) -> None:
 def main(spec: dict[str, Any]) -> int:
     s3 = make_s3_client(spec["s3_endpoint"], "us-east-1", max_pool_connections=16)
     ctx = build_context(
-        spec["repository_url"],
+        Settings(
+            repository_url=spec["repository_url"],
+            replica_url=spec["repository_url"],
+            s3_endpoint_url=spec["s3_endpoint"],
+            stack=spec["stack"],
+            archive_grace_seconds=0,
+            # The crashed run's lease lapses quickly, so the test's next run may take the project.
+            lease_seconds=CRASHED_LEASE_SECONDS,
+        ),
         s3,
         spec["project_id"],
         spec["run_id"],

@@ -8,16 +8,27 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, insert, select
+from helpers.links import end_earlier_runs, link_to_project
+from sqlalchemy import Engine, insert, select, update
 
 from costalloc_pipeline.bootstrap import bootstrap
 from costalloc_pipeline.config import Settings
 from costalloc_pipeline.db import engine_for, new_etag, utcnow
-from costalloc_pipeline.mover.bundle import MoveContext
+from costalloc_pipeline.mover.context import MoveContext, move_context
 from costalloc_pipeline.mover.copier import CopyOptions
-from costalloc_pipeline.mover.handles import Target
+from costalloc_pipeline.mover.lease import acquire
+from costalloc_pipeline.placement import Target
 from costalloc_pipeline.s3 import s3_client
-from costalloc_pipeline.schema.repository import FileStatus, MetadataType, files, storage_location
+from costalloc_pipeline.schema.repository import (
+    AssociationState,
+    FileStatus,
+    MetadataType,
+    cost_allocation,
+    cost_allocation_project,
+    files,
+    principal,
+    storage_location,
+)
 
 TARGET_BUCKET = "test-ca-target"
 EXTERNAL_BUCKET = "someone-elses-bucket"
@@ -39,6 +50,7 @@ class World:
         upload: bool = True,
         metadata_type: str = MetadataType.S3.value,
         status: str = FileStatus.AVAILABLE.value,
+        project_id: int | None = 1,
     ) -> int:
         handle_id = next(self.ids)
         bucket = bucket or self.settings.default_bucket
@@ -66,6 +78,8 @@ class World:
                     status=status,
                 )
             )
+        if project_id is not None:
+            link_to_project(self.repository, handle_id, project_id)
         return handle_id
 
     def handle(self, handle_id: int):
@@ -79,20 +93,22 @@ class World:
         return self.s3.head_object(Bucket=bucket, Key=key).get("StorageClass", "STANDARD")
 
     def context(self, run_id: str = "run-1", **overrides: Any) -> MoveContext:
-        values: dict[str, Any] = dict(
-            repository=self.repository,
-            other_repositories=(),
-            s3=self.s3,
-            run_id=run_id,
-            project_id=1,
-            target=self.target,
-            managed_buckets=frozenset({self.settings.default_bucket, TARGET_BUCKET}),
-            copy=CopyOptions(multipart_threshold=5 * 1024**3, part_size=512 * 1024**2),
-            archive_storage_class="GLACIER",
-            concurrency=8,
-        )
+        """A run of project 1 toward its target now, holding the project's lease."""
+        values: dict[str, Any] = dict(copy=CopyOptions(multipart_threshold=5 * 1024**3, part_size=512 * 1024**2), concurrency=8)
         values.update(overrides)
-        return MoveContext(**values)
+        ctx = move_context(self.settings, self.repository, self.s3, 1, run_id, **values)
+        end_earlier_runs(self.repository, 1)
+        acquire(self.repository, 1, run_id, ctx.target.bucket, ctx.clock(), ctx.lease_seconds)
+        return ctx
+
+    def unassign(self) -> None:
+        """Project 1 leaves its allocation: its files belong in the default bucket again."""
+        with self.repository.begin() as conn:
+            conn.execute(
+                update(cost_allocation_project)
+                .where(cost_allocation_project.c.project_id == 1)
+                .values(state=AssociationState.REMOVING.value)
+            )
 
 
 @pytest.fixture
@@ -108,4 +124,26 @@ def world(settings: Settings) -> World:
             .values(bucket=TARGET_BUCKET, upload_type="S3", created_on=utcnow())
             .returning(storage_location.c.id)
         ).scalar_one()
+        # Project 1 is assigned to an allocation whose bucket is the target bucket.
+        allocation = conn.execute(
+            insert(cost_allocation)
+            .values(
+                name="target",
+                bucket=TARGET_BUCKET,
+                storage_location_id=location,
+                created_by=conn.execute(select(principal.c.id)).scalars().first(),
+                created_on=utcnow(),
+                etag=new_etag(),
+            )
+            .returning(cost_allocation.c.id)
+        ).scalar_one()
+        conn.execute(
+            insert(cost_allocation_project).values(
+                project_id=1,
+                cost_allocation_id=allocation,
+                state=AssociationState.ACTIVE.value,
+                change_number=1,
+                updated_on=utcnow(),
+            )
+        )
     return World(settings, repository, s3, Target(TARGET_BUCKET, location), itertools.count(1000))

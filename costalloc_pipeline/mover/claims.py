@@ -1,0 +1,127 @@
+"""Claims on objects: the target key of a copy, or an object about to be archived.
+
+A run claims (bucket, key) in the repository database before it copies to it, reuses it, or
+archives it, and releases the claim in the transaction of its repoint (after which an AVAILABLE
+handle names the object) or after the archive. While one run's claim stands no other run writes,
+reuses or archives that object; within a run, two different sources never claim one target key.
+A claim whose run holds no live lease is stale and may be taken over.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, Engine, delete, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from costalloc_pipeline.mover.lease import run_is_live
+from costalloc_pipeline.schema.repository import object_claim
+
+Object = tuple[str, str]
+_CHUNK = 500
+
+
+@dataclass(frozen=True)
+class ClaimRequest:
+    bucket: str
+    key: str
+    # The bucket a copy comes from (its key is the same); None for an archive.
+    source_bucket: str | None
+
+
+def object_id(bucket: str, key: str) -> str:
+    return hashlib.sha256(f"{bucket}\0{key}".encode()).hexdigest()
+
+
+def _existing(conn: Connection, ids: list[str]) -> dict[str, tuple[str, str | None]]:
+    found: dict[str, tuple[str, str | None]] = {}
+    for start in range(0, len(ids), _CHUNK):
+        rows = conn.execute(
+            select(object_claim.c.object_id, object_claim.c.run_id, object_claim.c.source_bucket).where(
+                object_claim.c.object_id.in_(ids[start : start + _CHUNK])
+            )
+        )
+        found.update({row.object_id: (row.run_id, row.source_bucket) for row in rows})
+    return found
+
+
+def _claim_once(conn: Connection, run_id: str, requests: list[ClaimRequest], now: dt.datetime) -> dict[Object, str | None]:
+    ids = {(r.bucket, r.key): object_id(r.bucket, r.key) for r in requests}
+    existing = _existing(conn, sorted(set(ids.values())))
+    outcome: dict[Object, str | None] = {}
+    fresh: list[dict[str, object]] = []
+    for request in requests:
+        obj = (request.bucket, request.key)
+        if obj in outcome:
+            continue
+        held = existing.get(ids[obj])
+        if held is None:
+            fresh.append(
+                {"object_id": ids[obj], "bucket": obj[0], "key": obj[1], "run_id": run_id,
+                 "source_bucket": request.source_bucket, "claimed_on": now}
+            )
+            outcome[obj] = None
+        elif held[0] == run_id:
+            same = held[1] == request.source_bucket
+            outcome[obj] = None if same else f"another source of this run ({held[1]}) is copied to this key"
+        elif run_is_live(conn, held[0], now):
+            outcome[obj] = f"run {held[0]} is writing or archiving s3://{obj[0]}/{obj[1]}"
+        else:
+            # The holder's lease expired: it died, so its claim is stale.
+            conn.execute(
+                update(object_claim)
+                .where(object_claim.c.object_id == ids[obj], object_claim.c.run_id == held[0])
+                .values(run_id=run_id, source_bucket=request.source_bucket, claimed_on=now)
+            )
+            outcome[obj] = None
+    if fresh:
+        conn.execute(insert(object_claim), fresh)
+    return outcome
+
+
+def claim(engine: Engine, run_id: str, requests: Iterable[ClaimRequest], now: dt.datetime) -> dict[Object, str | None]:
+    """Claim each object for this run: None where granted, else why not. Later requests for an
+    object already requested in the same call get the first one's answer."""
+    wanted = list(requests)
+    if not wanted:
+        return {}
+    for attempt in range(3):
+        try:
+            with engine.begin() as conn:
+                return _claim_once(conn, run_id, wanted, now)
+        except IntegrityError:
+            # Another run inserted one of these claims at the same moment: look again.
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
+def held(conn: Connection, run_id: str, objects: Collection[Object]) -> set[Object]:
+    """Which of these objects this run still has claimed (read in the caller's transaction)."""
+    by_id = {object_id(*obj): obj for obj in objects}
+    ids = sorted(by_id)
+    found: set[Object] = set()
+    for start in range(0, len(ids), _CHUNK):
+        rows = conn.execute(
+            select(object_claim.c.object_id).where(
+                object_claim.c.object_id.in_(ids[start : start + _CHUNK]), object_claim.c.run_id == run_id
+            )
+        ).scalars()
+        found.update(by_id[row] for row in rows)
+    return found
+
+
+def release(conn: Connection, run_id: str, objects: Collection[Object]) -> None:
+    ids = sorted({object_id(*obj) for obj in objects})
+    for start in range(0, len(ids), _CHUNK):
+        conn.execute(
+            delete(object_claim).where(object_claim.c.object_id.in_(ids[start : start + _CHUNK]), object_claim.c.run_id == run_id)
+        )
+
+
+def release_run(engine: Engine, run_id: str) -> None:
+    with engine.begin() as conn:
+        conn.execute(delete(object_claim).where(object_claim.c.run_id == run_id))

@@ -1,0 +1,79 @@
+"""What one run of a project's relocation works with, built in one place for every caller (the
+relocation asset, `costalloc resume`, the tests)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from sqlalchemy import Engine
+
+from costalloc_pipeline.config import Settings
+from costalloc_pipeline.db import engine_for, utcnow
+from costalloc_pipeline.mover.copier import CopyOptions
+from costalloc_pipeline.placement import Placement, Target, load_placement
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+Clock = Callable[[], dt.datetime]
+
+
+@dataclass(frozen=True)
+class MoveContext:
+    repository: Engine
+    # Other stacks' repository databases that may reference the same objects (cross-stack safety).
+    other_repositories: tuple[Engine, ...]
+    s3: S3Client
+    run_id: str
+    project_id: int
+    target: Target
+    placement: Placement
+    copy: CopyOptions
+    archive_storage_class: str
+    concurrency: int
+    # Seconds between a repoint and the archive of the old object (late readers and writers).
+    archive_grace_seconds: int
+    lease_seconds: int
+    # Naive UTC now: leases and grace periods are measured with it (tests drive their own).
+    clock: Clock = utcnow
+
+    @property
+    def managed_buckets(self) -> frozenset[str]:
+        return self.placement.managed_buckets
+
+    def due_before(self) -> dt.datetime:
+        """Repoints at or before this moment are past their grace period."""
+        return self.clock() - dt.timedelta(seconds=self.archive_grace_seconds)
+
+
+def move_context(
+    settings: Settings,
+    repository: Engine,
+    s3: S3Client,
+    project_id: int,
+    run_id: str,
+    clock: Clock = utcnow,
+    **overrides: object,
+) -> MoveContext:
+    """The context of a run of the project, from the live repository and the settings."""
+    placement = load_placement(repository)
+    values: dict[str, object] = dict(
+        repository=repository,
+        other_repositories=tuple(engine_for(url) for url in settings.other_repository_urls),
+        s3=s3,
+        run_id=run_id,
+        project_id=project_id,
+        target=placement.target(project_id),
+        placement=placement,
+        copy=CopyOptions(settings.multipart_threshold, settings.multipart_part_size),
+        archive_storage_class=settings.archive_storage_class,
+        concurrency=settings.copy_concurrency,
+        archive_grace_seconds=settings.archive_grace_seconds,
+        lease_seconds=settings.lease_seconds,
+        clock=clock,
+    )
+    values.update(overrides)
+    return MoveContext(**values)  # type: ignore[arg-type]

@@ -1,0 +1,272 @@
+"""Regression tests of issue "Nothing lost, for real": each case lost or corrupted a file before.
+
+Every test ends as the others do: every handle reads its own bytes, and the audit finds nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pandas as pd
+import pytest
+from sqlalchemy import update
+
+from costalloc_pipeline.db import new_etag, utcnow
+from costalloc_pipeline.misplaced import find_out_of_place
+from costalloc_pipeline.mover.bundle import move_bundle
+from costalloc_pipeline.mover.lease import LeaseHeld
+from costalloc_pipeline.mover.plan import candidates_of
+from costalloc_pipeline.mover.resume import archive_due
+from costalloc_pipeline.placement import load_placement
+from costalloc_pipeline.progress import project_progress
+from costalloc_pipeline.replication import (
+    refresh_entity_replication,
+    refresh_file_replication,
+)
+from costalloc_pipeline.schema.repository import FileStatus, MoveState, files
+
+from .repository import SMALL_PARTS, md5
+
+PROJECT, OTHER_PROJECT = 10, 20
+
+
+def archive_copies(s3: Any, on_archive) -> None:
+    """Call `on_archive(bucket, key)` before each archive copy (a copy of an object onto itself)."""
+
+    def before(params: dict, **_: Any) -> None:
+        source = params.get("CopySource") or {}
+        if (source.get("Bucket"), source.get("Key")) == (params["Bucket"], params["Key"]):
+            on_archive(params["Bucket"], params["Key"])
+
+    s3.meta.events.register("provide-client-params.s3.CopyObject", before)
+
+
+def set_row(repo, handle_id: int, **values: Any) -> None:
+    with repo.engine.begin() as conn:
+        conn.execute(update(files).where(files.c.id == handle_id).values(**values))
+
+
+# --- 1. an archive races a move ------------------------------------------------------------------
+
+
+def test_an_unassign_while_a_run_archives_waits_for_that_run(repo):
+    """Run 1 is about to archive the old object when the project is unassigned: run 2 cannot start
+    until run 1 is over, then moves the file back from a live copy. Every copy of H was archived
+    before (both runs archived, nothing was readable)."""
+    allocation = repo.project(PROJECT, "genomics")
+    originals = repo.add_handles(1)
+    (handle_id, body), = originals.items()
+    s3 = repo.client()
+    refused: list[str] = []
+
+    def unassign_and_try_a_second_run(_bucket: str, _key: str) -> None:
+        if refused:
+            return
+        repo.unassign(PROJECT)
+        with pytest.raises(LeaseHeld) as held:
+            repo.context(PROJECT, run_id="run-2", take_over=False)
+        refused.append(held.value.reason)
+
+    archive_copies(s3, unassign_and_try_a_second_run)
+    first = move_bundle(repo.context(PROJECT, s3, run_id="run-1"), [handle_id])
+    assert refused and first.moved_files == 1
+    assert repo.handle(handle_id).bucket_name == allocation
+    repo.end_run(PROJECT, "run-1")
+
+    back = move_bundle(repo.context(PROJECT, run_id="run-2", take_over=False), [handle_id])
+    assert back.moved_files == 1
+    handle = repo.handle(handle_id)
+    assert handle.bucket_name == repo.settings.default_bucket
+    assert repo.storage_class(handle.bucket_name, handle.key) == "STANDARD"
+    assert repo.read(handle_id) == body
+    assert repo.audit().counts == {}
+
+
+def test_a_reference_that_appears_during_the_grace_period_keeps_the_object(repo):
+    target = repo.project(PROJECT, "genomics")
+    (handle_id, body), = repo.add_handles(1).items()
+    old = repo.handle(handle_id)
+    result = move_bundle(repo.context(PROJECT, run_id="run-1", archive_grace_seconds=3600), [handle_id])
+    assert (result.moved_files, result.archived_objects, result.archives_pending) == (1, 0, 1)
+    repo.end_run(PROJECT, "run-1")
+    # A writer that read the handle before the repoint makes a new handle of the old location.
+    late = repo.add_handle(body, key=old.key, upload=False)
+    early = archive_due(repo.context(PROJECT, run_id="resume-1", archive_grace_seconds=3600), PROJECT)
+    assert early.archived_objects == 0 and early.sources_still_referenced == 0
+
+    later = dt.timedelta(seconds=3601)
+    due = archive_due(
+        repo.context(PROJECT, run_id="resume-2", archive_grace_seconds=3600, clock=lambda: utcnow() + later), PROJECT
+    )
+    assert (due.archived_objects, due.sources_still_referenced) == (0, 1)
+    assert repo.storage_class(repo.settings.default_bucket, old.key) == "STANDARD"
+    assert repo.read(late) == body and repo.read(handle_id) == body
+    assert repo.handle(handle_id).bucket_name == target
+    assert repo.audit().counts == {}
+
+
+def test_resume_leaves_the_rows_of_a_run_still_moving(repo):
+    repo.project(PROJECT, "genomics")
+    originals = repo.add_handles(2)
+    move_bundle(repo.context(PROJECT, run_id="run-1", archive_grace_seconds=3600), list(originals))
+    # run-1 still holds the project's lease: its repointed rows are its own.
+    with pytest.raises(LeaseHeld):
+        repo.context(PROJECT, run_id="resume", take_over=False)
+    stranger = repo.context(OTHER_PROJECT, run_id="resume-other", archive_grace_seconds=0)
+    assert archive_due(stranger, None).archived_objects == 0
+    assert all(repo.ledger_states(h) == [MoveState.REPOINTED.value] for h in originals)
+    repo.assert_intact(originals)
+
+
+# --- 2. two different objects meet at one target key -------------------------------------------
+
+
+def test_two_sources_with_one_key_never_both_move_to_it(repo):
+    repo.project(PROJECT, "genomics")
+    # Another allocation's bucket, kept in being by a project of its own.
+    repo.entities.project(OTHER_PROJECT)
+    elsewhere = repo.assign(OTHER_PROJECT, "imaging")
+    key = f"7/{new_etag()}/same-key.bin"
+    first = repo.add_handle(b"the bytes of the first handle", key=key)
+    second = repo.add_handle(b"the second handle's other bytes", bucket=elsewhere, key=key)
+    originals = {first: b"the bytes of the first handle", second: b"the second handle's other bytes"}
+
+    result = move_bundle(repo.context(PROJECT, concurrency=2), [first, second])
+    assert result.moved_files == 1
+    again = move_bundle(repo.context(PROJECT, run_id="run-2"), [first, second])
+    assert again.moved_files == 0 and len(again.failed) == 1
+    assert next(iter(again.failed.values())).startswith("target conflict")
+    repo.assert_intact(originals)
+    assert repo.audit().counts == {}
+
+
+# --- 3. objects that are not ours to overwrite -----------------------------------------------------
+
+
+@pytest.mark.parametrize("owner", ["nobody", "an UNLINKED handle"])
+def test_other_bytes_at_the_target_key_are_never_overwritten(repo, owner):
+    target = repo.project(PROJECT, "genomics")
+    (handle_id, body), = repo.add_handles(1).items()
+    key = repo.handle(handle_id).key
+    theirs = b"bytes that were there first"
+    repo.s3.put_object(Bucket=target, Key=key, Body=theirs)
+    if owner != "nobody":
+        unlinked = repo.add_handle(theirs, bucket=target, key=key, upload=False)
+        set_row(repo, unlinked, status=FileStatus.UNLINKED.value)
+
+    result = move_bundle(repo.context(PROJECT), [handle_id])
+    assert result.moved_files == 0 and result.failed[handle_id].startswith("target conflict")
+    assert repo.s3.get_object(Bucket=target, Key=key)["Body"].read() == theirs
+    assert repo.read(handle_id) == body
+    assert repo.audit().counts == {}
+
+
+def test_a_key_another_stack_references_at_the_target_is_never_overwritten(repo, tmp_path):
+    from .test_concurrency import other_stack
+
+    target = repo.project(PROJECT, "genomics")
+    (handle_id, body), = repo.add_handles(1).items()
+    key = repo.handle(handle_id).key
+    theirs = b"the other stack's file at the same key"
+    repo.s3.put_object(Bucket=target, Key=key, Body=theirs)
+    other_url = other_stack(repo, tmp_path, key, theirs)
+
+    result = move_bundle(repo.context(PROJECT, other_repository_urls=(other_url,)), [handle_id])
+    assert result.moved_files == 0 and result.failed[handle_id].startswith("target conflict")
+    assert repo.s3.get_object(Bucket=target, Key=key)["Body"].read() == theirs
+    assert repo.read(handle_id) == body
+
+
+# --- 4. truncation: a recorded size that lies ------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", ["single copy", "multipart"])
+def test_a_recorded_size_that_lies_fails_the_file_and_truncates_nothing(repo, path):
+    repo.project(PROJECT, "genomics")
+    body = bytes(range(256)) * 12
+    handle_id = repo.add_handle(body)
+    set_row(repo, handle_id, content_size=1500, content_md5=None)
+    copy = SMALL_PARTS if path == "multipart" else None
+
+    result = move_bundle(repo.context(PROJECT, **({"copy": copy} if copy else {})), [handle_id])
+    assert result.moved_files == 0
+    assert result.failed[handle_id] == f"copy failed: the object is {len(body)} bytes, the handle records 1500"
+    handle = repo.handle(handle_id)
+    assert handle.bucket_name == repo.settings.default_bucket
+    assert repo.storage_class(handle.bucket_name, handle.key) == "STANDARD"
+    assert repo.read(handle_id) == body
+
+
+# --- 5. a stale copy is never reused --------------------------------------------------------------
+
+
+def test_a_copy_of_bytes_the_source_no_longer_has_is_replaced(repo):
+    target = repo.project(PROJECT, "genomics")
+    originals = repo.add_handles(2)
+    repo.crash(PROJECT, list(originals), "before-repoint")
+    # The user uploads new bytes for one file, at the same key: new size, new MD5, new etag.
+    changed = next(iter(originals))
+    row = repo.handle(changed)
+    new_body = b"new content written after the copy was made"
+    repo.s3.put_object(Bucket=row.bucket_name, Key=row.key, Body=new_body)
+    set_row(repo, changed, etag=new_etag(), content_size=len(new_body), content_md5=md5(new_body))
+    originals[changed] = new_body
+
+    result = move_bundle(repo.context(PROJECT, run_id="rerun"), list(originals))
+    assert (result.moved_files, result.reused_copies) == (2, 1)
+    assert repo.handle(changed).bucket_name == target
+    repo.assert_intact(originals)
+    assert repo.audit().counts == {}
+
+
+# --- 7. a preview that is another project's file ---------------------------------------------------
+
+
+def test_a_preview_that_is_another_projects_file_is_a_conflict_everywhere(repo):
+    repo.project(PROJECT, "genomics")
+    repo.project(OTHER_PROJECT)
+    preview = repo.add_handle(b"a thumbnail, also a file of project 20", project_id=OTHER_PROJECT)
+    owner = repo.add_handle(b"project 10's image", project_id=PROJECT)
+    set_row(repo, owner, preview_id=preview)
+    refresh_entity_replication(repo.engine, repo.engine, full_refresh=True)
+    refresh_file_replication(repo.engine, repo.engine, full_refresh=True)
+    placement = load_placement(repo.engine)
+
+    found = find_out_of_place(repo.engine, PROJECT, placement)
+    assert set(found.to_move["file_handle_id"]) == {owner}
+    assert set(found.conflicts["file_handle_id"]) == {preview}
+    result = move_bundle(repo.context(PROJECT), [owner, preview])
+    assert result.moved_files == 1
+    assert repo.handle(preview).bucket_name == repo.settings.default_bucket
+    with repo.engine.connect() as conn:
+        progress = project_progress(conn, PROJECT, load_placement(conn))
+    assert (progress.misplaced_files, progress.conflict_files) == (0, 1)
+    assert repo.audit().counts == {}
+
+
+# --- 8. one odd row does not block a project -------------------------------------------------------
+
+
+def test_odd_rows_are_reported_and_the_rest_moves(repo):
+    target = repo.project(PROJECT, "genomics")
+    originals = repo.add_handles(3)
+    no_size, no_key, fine = originals
+    set_row(repo, no_size, content_size=None)
+    set_row(repo, no_key, key=None)
+    frame = pd.DataFrame(
+        {
+            "file_handle_id": list(originals),
+            "bucket_name": [repo.settings.default_bucket] * 3,
+            "key": [repo.handle(h).key for h in originals],
+            "content_size": pd.array([None, 10, 10], dtype="Int64"),
+        }
+    )
+    assert [c.size for c in candidates_of(frame)] == [0, 10, 10]
+
+    result = move_bundle(repo.context(PROJECT), list(originals))
+    assert result.moved_files == 1 and repo.handle(fine).bucket_name == target
+    assert set(result.failed) == {no_size, no_key}
+    assert repo.ledger_states(no_key) == [MoveState.FAILED.value]
+    del originals[no_key]
+    repo.assert_intact(originals)
