@@ -27,9 +27,9 @@ from bench.peers import PeerFailed, versions
 from bench.profiling import ProcessProfile, sampling, summarize
 from bench.race import RaceOptions, run_race
 from bench.relocate import IncompleteMove, relocate
-from bench.request_costs import measure_request_costs
 from bench.repoint_bench import RepointMismatch, run_repoint
 from bench.report import BenchReport
+from bench.request_costs import measure_request_costs
 from bench.scale import ScaleOptions, run_scale
 from bench.servers import DEFAULT_POSTGRES_URL, MotoServer, PostgresDatabases
 

@@ -12,9 +12,8 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-from costalloc_pipeline.s3 import local_credentials, s3_client
-
 from bench.dataset import MoveStage
+from costalloc_pipeline.s3 import local_credentials, s3_client
 
 TOOLS_DIR = Path(sys.executable).parent
 

@@ -10,8 +10,8 @@ from bench.end_to_end import JobRun
 from bench.profiling import ProcessProfile
 from bench.race import COSTALLOC, COSTALLOC_WITH_LATENCY, PEERS, RaceResult
 from bench.repoint_bench import RepointResult
-from bench.scale import ScaleResult
 from bench.request_costs import peer_bound
+from bench.scale import ScaleResult
 from bench.stats import Spread
 
 # The targets: name -> (comparison, threshold).

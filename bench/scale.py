@@ -15,16 +15,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench.bulk_rows import insert_projects, layout
+from bench.dataset import stage_settings
+from bench.servers import MotoServer, PostgresDatabases
+from bench.stats import Spread
 from costalloc_pipeline import service
 from costalloc_pipeline.auth import admin_caller
 from costalloc_pipeline.bootstrap import bootstrap
 from costalloc_pipeline.db import engine_for
 from costalloc_pipeline.s3 import s3_client
-
-from bench.bulk_rows import insert_projects, layout
-from bench.dataset import stage_settings
-from bench.servers import MotoServer, PostgresDatabases
-from bench.stats import Spread
 
 REPOSITORY_ROOT = Path(__file__).resolve().parent.parent
 # Projects that fill the repository beyond the measured ones are at most this large.

@@ -9,10 +9,21 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, and_, delete, select
 
-from costalloc_pipeline.bootstrap import ADMIN_USER, add_team_member, ensure_principal, team_id
+from costalloc_pipeline.bootstrap import (
+    ADMIN_USER,
+    add_team_member,
+    ensure_principal,
+    team_id,
+)
 from costalloc_pipeline.db import utcnow
 from costalloc_pipeline.errors import BadRequest, Forbidden, NotFound, Unauthorized
-from costalloc_pipeline.schema.repository import COST_ALLOCATION_TEAM, api_token, principal, team, team_member
+from costalloc_pipeline.schema.repository import (
+    COST_ALLOCATION_TEAM,
+    api_token,
+    principal,
+    team,
+    team_member,
+)
 from costalloc_pipeline.tokens import hash_token, issue_token
 
 BEARER = "bearer"

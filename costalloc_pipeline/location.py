@@ -16,7 +16,11 @@ from costalloc_pipeline.resources.databases import Database
 from costalloc_pipeline.resources.io_manager import ParquetIOManager
 from costalloc_pipeline.resources.s3 import RepositoryS3
 from costalloc_pipeline.resources.settings import CostAllocSettings
-from costalloc_pipeline.schedules import audit_repository_daily, report_storage_hourly, rescan_projects
+from costalloc_pipeline.schedules import (
+    audit_repository_daily,
+    report_storage_hourly,
+    rescan_projects,
+)
 from costalloc_pipeline.sensors import cost_allocation_changes
 
 

@@ -13,12 +13,30 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Column, Connection, Engine, Insert, MetaData, Select, Table, delete, func, or_, select, text, true
+from sqlalchemy import (
+    Column,
+    Connection,
+    Engine,
+    Insert,
+    MetaData,
+    Select,
+    Table,
+    delete,
+    func,
+    or_,
+    select,
+    text,
+    true,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 
 from costalloc_pipeline.db import utcnow
 from costalloc_pipeline.errors import BadRequest
-from costalloc_pipeline.schema.replica import entity_replication, file_replication, replication_watermark
+from costalloc_pipeline.schema.replica import (
+    entity_replication,
+    file_replication,
+    replication_watermark,
+)
 from costalloc_pipeline.schema.repository import NodeType, files, node, node_revision
 
 # A transaction may commit after one that started later, with an older timestamp: re-reading this

@@ -8,7 +8,11 @@ from sqlalchemy import select
 from costalloc_pipeline.jobs import relocate_project
 from costalloc_pipeline.partitions import projects
 from costalloc_pipeline.resources.databases import Database
-from costalloc_pipeline.schema.repository import AssociationState, cost_allocation_change, cost_allocation_project
+from costalloc_pipeline.schema.repository import (
+    AssociationState,
+    cost_allocation_change,
+    cost_allocation_project,
+)
 
 # Change ids are allocated before commit, so a later id can become visible first; re-reading a
 # short window below the cursor catches those, and run keys keep re-read changes from running twice.

@@ -10,9 +10,10 @@ import dagster as dg
 import pandas as pd
 
 from costalloc_pipeline.mover import run
-from costalloc_pipeline.mover.bundle import BundleResult, move_bundle
+from costalloc_pipeline.mover.bundle import move_bundle
 from costalloc_pipeline.mover.context import MoveContext, move_context
 from costalloc_pipeline.mover.lease import LeaseHeld
+from costalloc_pipeline.mover.outcome import BundleResult
 from costalloc_pipeline.mover.plan import candidates_of
 from costalloc_pipeline.mover.run import BundleBounds
 from costalloc_pipeline.partitions import projects

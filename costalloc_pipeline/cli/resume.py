@@ -26,8 +26,9 @@ from costalloc_pipeline.cli.admin import require_initialised
 from costalloc_pipeline.config import Settings
 from costalloc_pipeline.db import engine_for, new_etag, utcnow
 from costalloc_pipeline.mover import lease, ledger, run
-from costalloc_pipeline.mover.bundle import BundleResult, move_bundle
+from costalloc_pipeline.mover.bundle import move_bundle
 from costalloc_pipeline.mover.context import Clock, MoveContext, move_context
+from costalloc_pipeline.mover.outcome import BundleResult
 from costalloc_pipeline.mover.resume import archive_due
 from costalloc_pipeline.naming import format_entity_id, parse_entity_id
 from costalloc_pipeline.placement import load_placement

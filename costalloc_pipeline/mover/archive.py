@@ -1,4 +1,4 @@
-"""Step 5: archive an old object that nothing references any more.
+"""Step 5: archive the old objects that nothing references any more.
 
 The archive is a copy of the object onto itself in an archive storage class, tagged so that the
 bucket's lifecycle rule expires it after the retention period. It must be a new object: lifecycle
@@ -8,13 +8,25 @@ length (its HEAD), never the recorded size, so nothing is truncated.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
 from costalloc_pipeline.buckets import ARCHIVE_TAG
-from costalloc_pipeline.mover.copier import CopyOptions, multipart_copy
+from costalloc_pipeline.mover import claims, lease, ledger
+from costalloc_pipeline.mover.context import MoveContext
+from costalloc_pipeline.mover.copier import (
+    CopyOptions,
+    S3Errors,
+    multipart_copy,
+)
+from costalloc_pipeline.mover.fencing import Object, fence, still_referenced
 from costalloc_pipeline.mover.objects import head
+from costalloc_pipeline.mover.outcome import BundleResult
+from costalloc_pipeline.schema.repository import MoveState
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -50,3 +62,71 @@ def archive_object(
         if is_archived(s3, bucket, key, storage_class):
             return
         raise
+
+
+@dataclass(frozen=True)
+class ArchiveItem:
+    ledger_id: int
+    bucket: str
+    key: str
+    size: int | None
+
+
+def archive_sources(ctx: MoveContext, items: Sequence[ArchiveItem], result: BundleResult) -> None:
+    """Archive each old object that nothing references (I2): no AVAILABLE handle here or in another
+    stack, no unfinished move of a live run, no claim of another run; all checked again under this
+    run's own claim on the object, right before the archive. Rows whose archive must wait stay
+    REPOINTED, for a later run or the resume path."""
+    if not items:
+        return
+    by_object: dict[Object, list[ArchiveItem]] = {}
+    for item in items:
+        by_object.setdefault((item.bucket, item.key), []).append(item)
+    now = ctx.clock()
+    refusals = claims.claim(
+        ctx.repository, ctx.run_id, [claims.ClaimRequest(b, k, None) for b, k in sorted(by_object)], now
+    )
+    mine = {obj for obj, why in refusals.items() if why is None}
+    try:
+        with ctx.repository.connect() as conn:
+            moving = ledger.moving_objects(conn, mine, lease.live_runs(conn, now))
+        referenced = still_referenced(ctx, mine) | moving
+        to_archive = sorted(mine - referenced)
+        # Last fence before the archives: a run that lost its lease (it stalled) archives nothing.
+        try:
+            with ctx.repository.begin() as conn:
+                fence(conn, ctx)
+        except lease.LeaseLost as stop:
+            result.stopped = stop.reason
+            return
+
+        def archive(obj: Object) -> str | None:
+            try:
+                archive_object(ctx.s3, obj[0], obj[1], by_object[obj][0].size, ctx.archive_storage_class, ctx.copy)
+            except S3Errors as error:
+                return f"archive failed: {error}"
+            return None
+
+        with ThreadPoolExecutor(max_workers=ctx.concurrency) as pool:
+            errors = dict(zip(to_archive, pool.map(archive, to_archive)))
+        done: dict[int, dict[str, Any]] = {}
+        retry: dict[int, dict[str, Any]] = {}
+        for obj, rows in by_object.items():
+            if obj not in mine:
+                retry.update({r.ledger_id: {"error": f"not archived yet: {refusals[obj]}"} for r in rows})
+            elif obj in referenced:
+                result.sources_still_referenced += 1
+                done.update({r.ledger_id: {"error": "source still referenced; not archived"} for r in rows})
+            elif errors[obj] is None:
+                result.archived_objects += 1
+                done.update(
+                    {r.ledger_id: {"archive_bucket": obj[0], "archive_key": obj[1], "archived_on": now} for r in rows}
+                )
+            else:
+                retry.update({r.ledger_id: {"error": errors[obj]} for r in rows})
+        with ctx.repository.begin() as conn:
+            ledger.record(conn, MoveState.DONE, done)
+            ledger.record(conn, MoveState.REPOINTED, retry)
+    finally:
+        with ctx.repository.begin() as conn:
+            claims.release(conn, ctx.run_id, mine)

@@ -12,32 +12,26 @@
 
 from __future__ import annotations
 
-import dataclasses
-from collections import Counter
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from typing import Any
-
-from botocore.exceptions import BotoCoreError, ClientError
-from sqlalchemy import Connection
 
 from costalloc_pipeline.db import new_etag
 from costalloc_pipeline.mover import claims, lease, ledger
-from costalloc_pipeline.mover.archive import archive_object
+from costalloc_pipeline.mover.archive import ArchiveItem, archive_sources
 from costalloc_pipeline.mover.context import MoveContext
 from costalloc_pipeline.mover.copier import (
     Action,
     CopyPlan,
+    S3Errors,
     TargetConflict,
     VerificationFailed,
     copy_object,
     plan_copy,
 )
+from costalloc_pipeline.mover.fencing import Object, fence, still_referenced
 from costalloc_pipeline.mover.handles import (
     Handle,
     read_handles,
-    referenced_objects,
     row_problem,
     skip_reason,
 )
@@ -46,127 +40,12 @@ from costalloc_pipeline.mover.objects import (
     carries_archive_tag,
     stat_objects,
 )
+from costalloc_pipeline.mover.outcome import BundleResult
 from costalloc_pipeline.mover.repoint import Repoint, repoint
-from costalloc_pipeline.placement import live_references, project_target
+from costalloc_pipeline.placement import live_references
 from costalloc_pipeline.schema.repository import MoveState
 
-S3Errors = (ClientError, BotoCoreError, VerificationFailed, TargetConflict)
-Object = tuple[str, str]
 TARGET_CONFLICT = "target conflict: "
-
-
-@dataclass
-class BundleResult:
-    moved_files: int = 0
-    moved_bytes: int = 0
-    reused_copies: int = 0
-    archived_objects: int = 0
-    # Repointed, their old objects kept live until the grace period is over.
-    archives_pending: int = 0
-    sources_still_referenced: int = 0
-    changed_meanwhile: int = 0
-    skipped: Counter = field(default_factory=Counter)
-    failed: dict[int, str] = field(default_factory=dict)
-    # Why the bundle stopped before its end (lease lost, target changed), or "".
-    stopped: str = ""
-
-    def merge(self, other: BundleResult) -> BundleResult:
-        merged: dict[str, Any] = {}
-        for item in dataclasses.fields(self):
-            mine, theirs = getattr(self, item.name), getattr(other, item.name)
-            if isinstance(mine, dict) and not isinstance(mine, Counter):
-                merged[item.name] = {**mine, **theirs}
-            elif isinstance(mine, str):
-                merged[item.name] = mine or theirs
-            else:
-                merged[item.name] = mine + theirs
-        return BundleResult(**merged)
-
-
-@dataclass(frozen=True)
-class ArchiveItem:
-    ledger_id: int
-    bucket: str
-    key: str
-    size: int | None
-
-
-def fence(conn: Connection, ctx: MoveContext) -> None:
-    """Renew the run's lease and check the project's target, in the caller's transaction."""
-    if not lease.renew(conn, ctx.project_id, ctx.run_id, ctx.clock(), ctx.lease_seconds):
-        raise lease.LeaseLost(f"run {ctx.run_id} no longer holds the project's lease; it stops")
-    target = project_target(conn, ctx.project_id)
-    if target != ctx.target:
-        raise lease.LeaseLost(f"the project's target changed to {target.bucket}; the run stops")
-
-
-def _referenced(ctx: MoveContext, objects: set[Object], any_status: bool = False) -> set[Object]:
-    """Objects a handle of this stack or of another one still names."""
-    referenced: set[Object] = set()
-    for engine in (ctx.repository, *ctx.other_repositories):
-        with engine.connect() as conn:
-            referenced |= referenced_objects(conn, objects, any_status)
-    return referenced
-
-
-def archive_sources(ctx: MoveContext, items: Sequence[ArchiveItem], result: BundleResult) -> None:
-    """Archive each old object that nothing references (I2): no AVAILABLE handle here or in another
-    stack, no unfinished move of a live run, no claim of another run; all checked again under this
-    run's own claim on the object, right before the archive. Rows whose archive must wait stay
-    REPOINTED, for a later run or the resume path."""
-    if not items:
-        return
-    by_object: dict[Object, list[ArchiveItem]] = {}
-    for item in items:
-        by_object.setdefault((item.bucket, item.key), []).append(item)
-    now = ctx.clock()
-    refusals = claims.claim(
-        ctx.repository, ctx.run_id, [claims.ClaimRequest(b, k, None) for b, k in sorted(by_object)], now
-    )
-    mine = {obj for obj, why in refusals.items() if why is None}
-    try:
-        with ctx.repository.connect() as conn:
-            moving = ledger.moving_objects(conn, mine, lease.live_runs(conn, now))
-        referenced = _referenced(ctx, mine) | moving
-        to_archive = sorted(mine - referenced)
-        # Last fence before the archives: a run that lost its lease (it stalled) archives nothing.
-        try:
-            with ctx.repository.begin() as conn:
-                fence(conn, ctx)
-        except lease.LeaseLost as stop:
-            result.stopped = stop.reason
-            return
-
-        def archive(obj: Object) -> str | None:
-            try:
-                archive_object(ctx.s3, obj[0], obj[1], by_object[obj][0].size, ctx.archive_storage_class, ctx.copy)
-            except S3Errors as error:
-                return f"archive failed: {error}"
-            return None
-
-        with ThreadPoolExecutor(max_workers=ctx.concurrency) as pool:
-            errors = dict(zip(to_archive, pool.map(archive, to_archive)))
-        done: dict[int, dict[str, Any]] = {}
-        retry: dict[int, dict[str, Any]] = {}
-        for obj, rows in by_object.items():
-            if obj not in mine:
-                retry.update({r.ledger_id: {"error": f"not archived yet: {refusals[obj]}"} for r in rows})
-            elif obj in referenced:
-                result.sources_still_referenced += 1
-                done.update({r.ledger_id: {"error": "source still referenced; not archived"} for r in rows})
-            elif errors[obj] is None:
-                result.archived_objects += 1
-                done.update(
-                    {r.ledger_id: {"archive_bucket": obj[0], "archive_key": obj[1], "archived_on": now} for r in rows}
-                )
-            else:
-                retry.update({r.ledger_id: {"error": errors[obj]} for r in rows})
-        with ctx.repository.begin() as conn:
-            ledger.record(conn, MoveState.DONE, done)
-            ledger.record(conn, MoveState.REPOINTED, retry)
-    finally:
-        with ctx.repository.begin() as conn:
-            claims.release(conn, ctx.run_id, mine)
 
 
 def _one_source_per_key(handles: Iterable[Handle]) -> tuple[list[Handle], list[Handle]]:
@@ -199,7 +78,7 @@ def _copy_plans(ctx: MoveContext, handles: Sequence[Handle]) -> tuple[dict[int, 
     with ctx.repository.connect() as conn:
         verified = ledger.verified_copies(conn, handles, ctx.target.bucket)
         own = ledger.own_copies(conn, ctx.target.bucket, [key for _, key in occupied])
-    referenced = _referenced(ctx, occupied, any_status=True)
+    referenced = still_referenced(ctx, occupied, any_status=True)
     plans = {
         h.id: plan_copy(
             h,

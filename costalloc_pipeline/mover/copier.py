@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from costalloc_pipeline.mover.handles import Handle
 from costalloc_pipeline.mover.objects import (
@@ -66,6 +66,10 @@ class VerificationFailed(Exception):
 
 class TargetConflict(Exception):
     """Something other than the handle's bytes is at the target key: it is not overwritten."""
+
+
+# What S3 or a verification can answer that fails one file (or one archive), never the whole run.
+S3Errors = (ClientError, BotoCoreError, VerificationFailed, TargetConflict)
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,9 @@ verified copy already in the target bucket.
 from __future__ import annotations
 
 from costalloc_pipeline.mover import lease, ledger
-from costalloc_pipeline.mover.bundle import ArchiveItem, BundleResult, archive_sources
+from costalloc_pipeline.mover.archive import ArchiveItem, archive_sources
 from costalloc_pipeline.mover.context import MoveContext
+from costalloc_pipeline.mover.outcome import BundleResult
 
 
 def archive_due(ctx: MoveContext, project_id: int | None) -> BundleResult:

@@ -8,8 +8,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from costalloc_pipeline.mover import claims, lease
-from costalloc_pipeline.mover.bundle import BundleResult, move_bundle
+from costalloc_pipeline.mover.bundle import move_bundle
 from costalloc_pipeline.mover.context import MoveContext
+from costalloc_pipeline.mover.outcome import BundleResult
 from costalloc_pipeline.mover.plan import BundlePlan, Candidate, plan_bundles
 from costalloc_pipeline.mover.resume import archive_due
 

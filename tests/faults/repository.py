@@ -26,7 +26,7 @@ from costalloc_pipeline.bootstrap import bootstrap
 from costalloc_pipeline.config import Settings
 from costalloc_pipeline.db import engine_for, new_etag, utcnow
 from costalloc_pipeline.mover import claims, lease
-from costalloc_pipeline.mover.bundle import MoveContext
+from costalloc_pipeline.mover.context import MoveContext
 from costalloc_pipeline.mover.copier import CopyOptions
 from costalloc_pipeline.s3 import make_s3_client
 from costalloc_pipeline.schema.repository import (

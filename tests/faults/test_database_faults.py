@@ -8,6 +8,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import pytest
+from helpers.backends import postgresql_only
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import NullPool
@@ -15,7 +16,6 @@ from sqlalchemy.pool import NullPool
 from costalloc_pipeline.audit import COPIED_NOT_REPOINTED
 from costalloc_pipeline.mover.bundle import move_bundle
 from costalloc_pipeline.schema.repository import MoveState
-from helpers.backends import postgresql_only
 
 from .repository import CopyCounter
 

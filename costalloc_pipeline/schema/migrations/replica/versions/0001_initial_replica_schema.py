@@ -8,7 +8,6 @@ Create Date: 2026-11-21 13:56:45.512298
 import sqlalchemy as sa
 from alembic import op
 
-
 revision = '0001'
 down_revision = None
 branch_labels = None
