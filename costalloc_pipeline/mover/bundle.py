@@ -27,6 +27,7 @@ from costalloc_pipeline.mover.copier import (
     VerificationFailed,
     copy_object,
     plan_copy,
+    read_back_matches,
 )
 from costalloc_pipeline.mover.fencing import Object, fence, still_referenced
 from costalloc_pipeline.mover.handles import (
@@ -101,20 +102,19 @@ def _copy_one(ctx: MoveContext, handle: Handle, plan: CopyPlan, source: ObjectFa
         raise TargetConflict(plan.reason)
     assert source is not None
     key = handle.key or ""
+    if plan.action is Action.READ_BACK:
+        if read_back_matches(ctx.s3, handle, source, ctx.target.bucket):
+            plan = CopyPlan(Action.REUSE, found_etag=plan.found_etag)
+        else:
+            assert plan.otherwise is not None
+            return _copy_one(ctx, handle, plan.otherwise, source)
     if plan.action is Action.REUSE:
         # An object tagged for expiry is an archive, never live data (I1): replaced by a fresh copy.
         if not carries_archive_tag(ctx.s3, ctx.target.bucket, key):
-            return source.md5 or _etag_of(ctx, key), True
-        found = stat_objects(ctx.s3, ctx.target.bucket, [key])[key]
-        plan = CopyPlan(Action.COPY, replaces=found.etag if found else None)
+            assert plan.found_etag is not None
+            return plan.found_etag, True
+        plan = CopyPlan(Action.COPY, replaces=plan.found_etag)
     return copy_object(ctx.s3, handle, source, ctx.target.bucket, ctx.copy, plan.replaces), False
-
-
-def _etag_of(ctx: MoveContext, key: str) -> str:
-    found = stat_objects(ctx.s3, ctx.target.bucket, [key])[key]
-    if found is None:
-        raise TargetConflict("the verified copy at the target key vanished")
-    return found.etag
 
 
 def _failure(error: Exception) -> str:

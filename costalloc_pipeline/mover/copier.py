@@ -81,6 +81,8 @@ class CopyOptions:
 class Action(enum.Enum):
     COPY = "copy"
     REUSE = "reuse"
+    # A multipart object of the right size at the target key: only its bytes can tell.
+    READ_BACK = "read back"
     FAIL = "fail"
     CONFLICT = "conflict"
 
@@ -91,6 +93,10 @@ class CopyPlan:
     reason: str = ""
     # COPY over an object that may be replaced (its ETag): the write is conditional on it.
     replaces: str | None = None
+    # READ_BACK: what to do when the bytes read are not the handle's.
+    otherwise: CopyPlan | None = None
+    # REUSE and READ_BACK: the ETag of the object found at the target key.
+    found_etag: str | None = None
 
 
 def expected_md5(handle: Handle, source: ObjectFacts) -> str | None:
@@ -141,17 +147,28 @@ def plan_copy(
         return CopyPlan(Action.COPY)
     same_bytes = holds_these_bytes(handle, source, target, verified)
     if same_bytes and not target.archived:
-        return CopyPlan(Action.REUSE)
+        return CopyPlan(Action.REUSE, found_etag=target.etag)
     if same_bytes:
         # An archive of these very bytes (an earlier move away): a live copy replaces it, nothing is lost.
         return CopyPlan(Action.COPY, replaces=target.etag)
     if target.etag in own_copies and not target_referenced:
         # A copy costalloc made for a move that did not finish (the handle changed meanwhile).
-        return CopyPlan(Action.COPY, replaces=target.etag)
-    return CopyPlan(
-        Action.CONFLICT,
-        f"the target key holds other bytes ({target.size} bytes, ETag {target.etag}, {target.storage_class}); not overwritten",
-    )
+        otherwise = CopyPlan(Action.COPY, replaces=target.etag)
+    else:
+        otherwise = CopyPlan(
+            Action.CONFLICT,
+            f"the target key holds other bytes ({target.size} bytes, ETag {target.etag}, {target.storage_class}); "
+            "not overwritten",
+        )
+    if target.md5 is None and not target.archived and target.size == source.size and expected_md5(handle, source):
+        # A multipart copy whose ledger row a crash cut short has this shape: read it before judging.
+        return CopyPlan(Action.READ_BACK, otherwise=otherwise, found_etag=target.etag)
+    return otherwise
+
+
+def read_back_matches(s3: S3Client, handle: Handle, source: ObjectFacts, bucket: str) -> bool:
+    """Whether the object at the handle's key in `bucket` reads as the handle's bytes."""
+    return read_md5(s3, bucket, handle.key or "") == (source.size, expected_md5(handle, source))
 
 
 def _write_condition(replaces: str | None) -> dict[str, str]:

@@ -220,6 +220,26 @@ def test_a_copy_of_bytes_the_source_no_longer_has_is_replaced(repo):
     assert repo.audit().counts == {}
 
 
+def test_a_multipart_copy_the_ledger_never_heard_of_is_read_and_reused(repo):
+    """Killed right after a multipart copy completed: the copy's ETag is not an MD5 and no ledger
+    row names it. Read back, it is the handle's bytes: reused, not a target conflict for ever."""
+    target = repo.project(PROJECT, "genomics")
+    originals = repo.add_handles(1, size=2500)
+    repo.crash(PROJECT, list(originals), "complete:1", copy=SMALL_PARTS)
+    s3 = repo.client()
+    uploads: list[str] = []
+    s3.meta.events.register(
+        "provide-client-params.s3.CreateMultipartUpload", lambda params, **_: uploads.append(params["Bucket"])
+    )
+    result = move_bundle(repo.context(PROJECT, s3, run_id="rerun", copy=SMALL_PARTS), list(originals))
+    # No copy into the target again; the one multipart upload is the archive of the source.
+    assert (result.moved_files, result.reused_copies) == (1, 1)
+    assert uploads == [repo.settings.default_bucket]
+    assert all(repo.handle(h).bucket_name == target for h in originals)
+    repo.assert_intact(originals)
+    assert repo.audit().counts == {}
+
+
 # --- 7. a preview that is another project's file ---------------------------------------------------
 
 

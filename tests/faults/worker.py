@@ -7,7 +7,9 @@ Run as `python worker.py '<json spec>'`. Kill points (`kill_at`):
 - `after-repoint`: at the first statement after the repoint's transaction committed (REPOINTED,
   nothing archived yet);
 - `archive-copy:N`: right after the N-th archive copy answered (part of the bundle archived);
-- `part-copy:N`: right after the N-th UploadPartCopy answered (a multipart copy half done).
+- `part-copy:N`: right after the N-th UploadPartCopy answered (a multipart copy half done);
+- `complete:N`: right after the N-th CompleteMultipartUpload answered (the copy exists, with a
+  multipart ETag, and the ledger does not know it).
 Exits 3 when the kill point is never reached.
 """
 
@@ -135,6 +137,8 @@ def main(spec: dict[str, Any]) -> int:
         kill_after_calls(s3, "CopyObject", int(count), archive=True)
     elif point == "part-copy":
         kill_after_calls(s3, "UploadPartCopy", int(count))
+    elif point == "complete":
+        kill_after_calls(s3, "CompleteMultipartUpload", int(count))
     elif point in ("before-repoint", "after-repoint"):
         kill_around_repoint(ctx.repository, after=point == "after-repoint")
     else:
