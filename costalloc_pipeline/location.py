@@ -7,6 +7,7 @@ import dagster as dg
 from costalloc_pipeline.assets.checks import no_misplaced_files
 from costalloc_pipeline.assets.files_out_of_place import files_out_of_place
 from costalloc_pipeline.assets.invariants import invariants_hold
+from costalloc_pipeline.assets.recovery import finish_moves
 from costalloc_pipeline.assets.relocation import relocation
 from costalloc_pipeline.assets.replication import entity_replication, file_replication
 from costalloc_pipeline.assets.storage_report import cost_allocation_storage
@@ -18,6 +19,7 @@ from costalloc_pipeline.resources.s3 import RepositoryS3
 from costalloc_pipeline.resources.settings import CostAllocSettings
 from costalloc_pipeline.schedules import (
     audit_repository_daily,
+    finish_moves_daily,
     report_storage_hourly,
     rescan_projects,
 )
@@ -47,9 +49,9 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     return dg.Definitions(
         assets=[entity_replication, file_replication, files_out_of_place, relocation, cost_allocation_storage],
         asset_checks=[no_misplaced_files, invariants_hold],
-        jobs=[relocate_project, report_storage, audit_repository],
+        jobs=[relocate_project, report_storage, audit_repository, finish_moves],
         sensors=[cost_allocation_changes],
-        schedules=[rescan_projects, report_storage_hourly, audit_repository_daily],
+        schedules=[rescan_projects, finish_moves_daily, report_storage_hourly, audit_repository_daily],
         resources=build_resources(settings),
     )
 

@@ -1,4 +1,5 @@
-"""Schedules: rescan every associated project (so nothing is missed), report storage, audit."""
+"""Schedules: rescan every associated project (so nothing is missed), finish what runs left, report
+storage, audit."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import os
 import dagster as dg
 from sqlalchemy import select
 
+from costalloc_pipeline.assets.recovery import finish_moves
 from costalloc_pipeline.jobs import audit_repository, relocate_project, report_storage
 from costalloc_pipeline.partitions import projects
 from costalloc_pipeline.resources.databases import Database
@@ -15,6 +17,7 @@ from costalloc_pipeline.schema.repository import cost_allocation_project
 RESCAN_CRON = os.environ.get("COSTALLOC_RESCAN_CRON", "0 3 * * *")
 REPORT_CRON = os.environ.get("COSTALLOC_REPORT_CRON", "0 * * * *")
 AUDIT_CRON = os.environ.get("COSTALLOC_AUDIT_CRON", "0 5 * * *")
+FINISH_CRON = os.environ.get("COSTALLOC_FINISH_CRON", "30 3 * * *")
 
 
 @dg.schedule(
@@ -50,4 +53,12 @@ audit_repository_daily = dg.ScheduleDefinition(
     cron_schedule=AUDIT_CRON,
     default_status=dg.DefaultScheduleStatus.RUNNING,
     description="Audits invariants I1-I5 over the whole repository (daily by default).",
+)
+
+finish_moves_daily = dg.ScheduleDefinition(
+    name="finish_moves_daily",
+    job=finish_moves,
+    cron_schedule=FINISH_CRON,
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+    description="Archives sources past their grace period and finishes moves crashed runs left (daily).",
 )

@@ -21,7 +21,7 @@ def test_the_definitions_hold_the_whole_pipeline(settings):
     assert {check.name for check in graph.asset_check_keys} == {"no_misplaced_files", "invariants_hold"}
     assert defs.resolve_job_def("relocate_project").partitions_def is not None
     assert defs.resolve_sensor_def("cost_allocation_changes")
-    for schedule in ("rescan_projects", "report_storage_hourly", "audit_repository_daily"):
+    for schedule in ("rescan_projects", "finish_moves_daily", "report_storage_hourly", "audit_repository_daily"):
         assert defs.resolve_schedule_def(schedule)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from costalloc_pipeline.cli import main
-from costalloc_pipeline.cli.resume import TARGET_CHANGED, Interrupted, plan_resume
+from costalloc_pipeline.mover.recovery import TARGET_CHANGED, Interrupted, plan_resume
 from costalloc_pipeline.schema.repository import MoveState
 from faults.repository import make_repo
 
