@@ -36,6 +36,7 @@ from costalloc_pipeline.buckets import ARCHIVE_RULE_ID, ARCHIVE_TAG
 from costalloc_pipeline.db import utcnow
 from costalloc_pipeline.mover.copier import head, read_md5
 from costalloc_pipeline.mover.lease import live_runs
+from costalloc_pipeline.mover.ledger import REPOINTED_ON
 from costalloc_pipeline.placement import live_condition, load_placement
 from costalloc_pipeline.schema.repository import MoveState, files, move_ledger
 from costalloc_pipeline.storage_classes import ARCHIVE_STORAGE_CLASSES
@@ -334,11 +335,10 @@ class _Audit:
         conn, violations = self.conn, self.violations
         violations.checked_ledger_rows = conn.execute(select(func.count()).select_from(move_ledger)).scalar_one()
         # A repoint younger than the grace period keeps its source live on purpose.
-        repointed_on = func.coalesce(move_ledger.c.repointed_on, move_ledger.c.updated_on)
         half_done_query = select(move_ledger.c.file_handle_id, move_ledger.c.state).where(
             or_(
                 move_ledger.c.state == MoveState.COPIED.value,
-                and_(move_ledger.c.state == MoveState.REPOINTED.value, repointed_on <= self.archives_due_before),
+                and_(move_ledger.c.state == MoveState.REPOINTED.value, REPOINTED_ON <= self.archives_due_before),
             )
         )
         if self.in_progress_runs:

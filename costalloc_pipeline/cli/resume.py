@@ -9,7 +9,7 @@ import argparse
 
 from costalloc_pipeline.cli.admin import require_initialised
 from costalloc_pipeline.db import engine_for
-from costalloc_pipeline.mover.recovery import left_interrupted, resume
+from costalloc_pipeline.mover.recovery import left_interrupted, resume, waiting_archives
 from costalloc_pipeline.naming import format_entity_id, parse_entity_id
 from costalloc_pipeline.runtime import resolve_settings
 from costalloc_pipeline.s3 import s3_client
@@ -23,11 +23,17 @@ def run_resume(args: argparse.Namespace) -> int:
     outcomes = resume(settings, s3, project_id)
     if not outcomes:
         print("no interrupted moves")
-        return 0
     for outcome in outcomes:
         print(outcome.summary())
-    left = left_interrupted(engine_for(settings.repository_url), project_id)
+    repository = engine_for(settings.repository_url)
+    left = left_interrupted(repository, project_id, settings.archive_grace_seconds)
     failed = sum(len(outcome.moved.failed) for outcome in outcomes)
+    waiting = waiting_archives(repository, project_id, settings.archive_grace_seconds)
+    if waiting:
+        print(
+            f"{waiting} sources stay live until their grace period is over "
+            f"(COSTALLOC_ARCHIVE_GRACE_SECONDS={settings.archive_grace_seconds}); they are archived then"
+        )
     if left:
         print(f"still interrupted (S3 refused): {', '.join(map(format_entity_id, sorted(left)))}; run it again")
     if failed:

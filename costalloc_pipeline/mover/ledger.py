@@ -15,6 +15,8 @@ from costalloc_pipeline.schema.repository import MoveState, move_ledger
 
 # Attempts that may have left a copy in the target bucket without repointing the handle.
 UNFINISHED = (MoveState.STARTED.value, MoveState.COPIED.value)
+# When a row was repointed (rows written before the column existed: their last update).
+REPOINTED_ON = func.coalesce(move_ledger.c.repointed_on, move_ledger.c.updated_on)
 
 
 def start(
@@ -158,10 +160,9 @@ def due_archives(
 ) -> list[Any]:
     """REPOINTED rows whose grace period is over, of runs that are over (or of `own_run`): a live
     run's rows are its own to finish."""
-    repointed_on = func.coalesce(move_ledger.c.repointed_on, move_ledger.c.updated_on)
     query = select(move_ledger).where(
         move_ledger.c.state == MoveState.REPOINTED.value,
-        repointed_on <= repointed_before,
+        REPOINTED_ON <= repointed_before,
         or_(move_ledger.c.run_id.not_in(sorted(set(live_runs) - {own_run})), move_ledger.c.run_id == own_run),
     )
     if project_id is not None:

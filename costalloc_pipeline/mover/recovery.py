@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, func, select
 
 from costalloc_pipeline.config import Settings
 from costalloc_pipeline.db import engine_for, new_etag, utcnow
@@ -74,14 +74,24 @@ def plan_resume(
     return [plans[project_id] for project_id in sorted(plans)]
 
 
-def interrupted_moves(repository: Engine, project_id: int | None, now: dt.datetime) -> tuple[list[Interrupted], set[int]]:
-    """STARTED/COPIED rows of runs that are over, and the projects that have REPOINTED rows."""
+def interrupted_moves(
+    repository: Engine, project_id: int | None, now: dt.datetime, grace_seconds: int
+) -> tuple[list[Interrupted], set[int]]:
+    """STARTED/COPIED rows of runs that are over, and the projects with REPOINTED rows past their
+    grace period (archives that are due)."""
     with repository.begin() as conn:
         live = sorted(lease.live_runs(conn, now))
         unfinished = select(
             move_ledger.c.id, move_ledger.c.project_id, move_ledger.c.file_handle_id, move_ledger.c.target_bucket
         ).where(move_ledger.c.state.in_(ledger.UNFINISHED), move_ledger.c.run_id.not_in(live))
-        repointed = select(move_ledger.c.project_id).where(move_ledger.c.state == MoveState.REPOINTED.value).distinct()
+        repointed = (
+            select(move_ledger.c.project_id)
+            .where(
+                move_ledger.c.state == MoveState.REPOINTED.value,
+                ledger.REPOINTED_ON <= now - dt.timedelta(seconds=grace_seconds),
+            )
+            .distinct()
+        )
         if project_id is not None:
             unfinished = unfinished.where(move_ledger.c.project_id == project_id)
             repointed = repointed.where(move_ledger.c.project_id == project_id)
@@ -118,8 +128,8 @@ class ProjectOutcome:
         if self.busy:
             return f"{format_entity_id(self.project_id)}: left alone, {self.busy}"
         line = (
-            f"{format_entity_id(self.project_id)}: archived {archived.archived_objects} sources "
-            f"({archived.sources_still_referenced} still referenced, kept), moved {moved.moved_files} files "
+            f"{format_entity_id(self.project_id)}: archived {archived.archived_objects} sources, kept "
+            f"{archived.sources_still_referenced} still referenced, moved {moved.moved_files} files "
             f"({moved.reused_copies} verified copies reused), closed {self.closed} stale ledger rows"
         )
         if moved.failed:
@@ -147,7 +157,7 @@ def resume_project(ctx: MoveContext, plan: ProjectPlan, interrupted: Sequence[In
 def resume(settings: Settings, s3: S3Client, project_id: int | None, clock: Clock = utcnow) -> list[ProjectOutcome]:
     """Finish every interrupted move of runs that are over (of one project, or of all)."""
     repository = engine_for(settings.repository_url)
-    rows, repointed_projects = interrupted_moves(repository, project_id, clock())
+    rows, repointed_projects = interrupted_moves(repository, project_id, clock(), settings.archive_grace_seconds)
     placement = load_placement(repository)
     plans = plan_resume(rows, repointed_projects, placement.target_bucket)
     return [
@@ -160,9 +170,21 @@ def resume(settings: Settings, s3: S3Client, project_id: int | None, clock: Cloc
     ]
 
 
-def left_interrupted(repository: Engine, project_id: int | None) -> set[int]:
-    """Projects that still have interrupted moves of runs that are over."""
-    unfinished, repointed_projects = interrupted_moves(repository, project_id, utcnow())
+def left_interrupted(repository: Engine, project_id: int | None, grace_seconds: int) -> set[int]:
+    """Projects that still have interrupted moves of runs that are over, or archives that are due."""
+    unfinished, repointed_projects = interrupted_moves(repository, project_id, utcnow(), grace_seconds)
     return {row.project_id for row in unfinished} | repointed_projects
+
+
+def waiting_archives(repository: Engine, project_id: int | None, grace_seconds: int) -> int:
+    """Sources kept live because their grace period is not over yet."""
+    query = select(func.count()).where(
+        move_ledger.c.state == MoveState.REPOINTED.value,
+        ledger.REPOINTED_ON > utcnow() - dt.timedelta(seconds=grace_seconds),
+    )
+    if project_id is not None:
+        query = query.where(move_ledger.c.project_id == project_id)
+    with repository.connect() as conn:
+        return int(conn.execute(query).scalar_one())
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from costalloc_pipeline.cli import main
+from costalloc_pipeline.mover.bundle import move_bundle
 from costalloc_pipeline.mover.recovery import TARGET_CHANGED, Interrupted, plan_resume
 from costalloc_pipeline.schema.repository import MoveState
 from faults.repository import make_repo
@@ -51,7 +52,7 @@ def test_resume_archives_after_a_crash_after_the_repoint(repo, capsys):
 
     code, out = resume(capsys)
     assert code == 0
-    assert out.startswith(f"syn{PROJECT}: archived 3 sources (0 still referenced, kept), moved 0 files")
+    assert out.startswith(f"syn{PROJECT}: archived 3 sources, kept 0 still referenced, moved 0 files")
     assert all(repo.handle(h).bucket_name == target for h in originals)
     assert all(repo.ledger_states(h) == [MoveState.DONE.value] for h in originals)
     repo.assert_intact(originals)
@@ -90,3 +91,19 @@ def test_an_interrupted_move_toward_an_old_target_is_closed(repo, capsys):
 def test_a_bad_project_id_is_one_line_and_exit_2(repo, capsys):
     assert main(["resume", "syn-what"]) == 2
     assert capsys.readouterr().err.startswith("costalloc: entity id 'syn-what'")
+
+
+def test_sources_within_their_grace_period_wait_and_say_so(repo, capsys, monkeypatch):
+    target = repo.project(PROJECT, "genomics")
+    originals = repo.add_handles(2)
+    move_bundle(repo.context(PROJECT, archive_grace_seconds=3600), list(originals))
+    repo.end_run(PROJECT, "run-1")
+    monkeypatch.setenv("COSTALLOC_ARCHIVE_GRACE_SECONDS", "3600")
+
+    code, out = resume(capsys)
+    assert code == 0
+    assert out.startswith("no interrupted moves\n")
+    assert "2 sources stay live until their grace period is over (COSTALLOC_ARCHIVE_GRACE_SECONDS=3600)" in out
+    assert all(repo.ledger_states(h) == [MoveState.REPOINTED.value] for h in originals)
+    assert all(repo.handle(h).bucket_name == target for h in originals)
+    assert repo.audit(archive_grace_seconds=3600).counts == {}

@@ -194,9 +194,11 @@ class Repo:
             **overrides,
         )
 
-    def audit(self) -> Violations:
+    def audit(self, **options: Any) -> Violations:
         with self.engine.connect() as conn:
-            return audit(conn, self.client(), concurrency=8, retention_days=self.settings.archive_retention_days)
+            return audit(
+                conn, self.client(), concurrency=8, retention_days=self.settings.archive_retention_days, **options
+            )
 
     def ledger_states(self, handle_id: int) -> list[str]:
         with self.engine.connect() as conn:
