@@ -120,10 +120,15 @@ def source_problem(handle: Handle, source: ObjectFacts | None) -> str | None:
 
 
 def holds_these_bytes(handle: Handle, source: ObjectFacts, found: ObjectFacts, verified: Collection[str]) -> bool:
-    """Whether an object is provably the handle's bytes: same size and MD5, or a copy the ledger
-    verified for the handle as it is now (`verified`: their ETags)."""
+    """Whether an object is provably the handle's bytes (the source being proven so already): same
+    size and ETag as the source, or the expected MD5, or a copy the ledger verified for the handle
+    as it is now (`verified`: their ETags)."""
     if found.size != source.size:
         return False
+    if found.etag == source.etag:
+        # Two objects with one ETag hold the same bytes: an MD5, or for multipart objects the MD5 of
+        # the same parts' MD5s (costalloc copies and archives with one part size).
+        return True
     md5 = expected_md5(handle, source)
     return found.etag == md5 if md5 is not None else found.etag in verified
 
