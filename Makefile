@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo dev test bench clean
+.PHONY: install demo dev test bench soak clean
 
 $(STAMP): requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,18 @@ test: install
 
 bench: install
 	$(BIN)/python -m bench
+
+# Many more randomized interleavings of the mover than `make test` runs (tests/mover/test_interleavings.py),
+# both backends at once, from seed SOAK_SEED_START (past the seeds `make test` runs); prints how many
+# schedules ran and how many broke an invariant. A seed it names replays with
+# COSTALLOC_SEED=<seed> .venv/bin/pytest tests/mover/test_interleavings.py -k <backend>
+SOAK_SCHEDULES ?= 5000
+SOAK_SEED_START ?= 1000
+soak: install
+	rm -rf build/soak
+	COSTALLOC_SCHEDULES=$(SOAK_SCHEDULES) COSTALLOC_SEED_START=$(SOAK_SEED_START) COSTALLOC_SOAK_DIR=build/soak \
+		$(BIN)/pytest -n 2 --dist load -q --tb=no tests/mover/test_interleavings.py; \
+		status=$$?; $(BIN)/python tests/mover/simulation.py report build/soak; exit $$status
 
 clean:
 	rm -rf $(VENV) data .dagster_home
