@@ -34,7 +34,7 @@ from sqlalchemy import Connection, Select, and_, func, not_, or_, select, tuple_
 
 from costalloc_pipeline.buckets import ARCHIVE_RULE_ID, ARCHIVE_TAG
 from costalloc_pipeline.db import utcnow
-from costalloc_pipeline.mover.copier import head, read_md5
+from costalloc_pipeline.mover.objects import carries_archive_tag, head, read_md5, unquote
 from costalloc_pipeline.mover.lease import live_runs
 from costalloc_pipeline.mover.ledger import REPOINTED_ON
 from costalloc_pipeline.placement import live_condition, load_placement
@@ -109,7 +109,7 @@ class AuditedHandle:
 
 
 def _plain_etag(found: Mapping[str, Any]) -> str:
-    return str(found["ETag"]).strip('"').lower()
+    return unquote(str(found["ETag"]))
 
 
 def object_problem(handle: AuditedHandle, found: Mapping[str, Any] | None) -> str | None:
@@ -228,12 +228,6 @@ def _batches(conn: Connection, query: Select, batch: int) -> Iterator[list[Any]]
 # --- checks against S3 ----------------------------------------------------------------------------
 
 
-def _tagged_for_expiry(s3: Any, handle: AuditedHandle) -> bool:
-    key, value = ARCHIVE_TAG
-    tags = s3.get_object_tagging(Bucket=handle.bucket, Key=handle.key)["TagSet"]
-    return {"Key": key, "Value": value} in tags
-
-
 def check_handle(s3: Any, handle: AuditedHandle, read_back: bool, moved_etag: str | None = None) -> str | None:
     """`moved_etag`: the ETag of the copy verified when costalloc moved the handle here (the handle
     unchanged since): another object at that key now means the copy was overwritten."""
@@ -244,7 +238,7 @@ def check_handle(s3: Any, handle: AuditedHandle, read_back: bool, moved_etag: st
             return problem
         if moved_etag is not None and _plain_etag(found) != moved_etag.lower():
             return OVERWRITTEN
-        if tag_count(found) and _tagged_for_expiry(s3, handle):
+        if tag_count(found) and carries_archive_tag(s3, handle.bucket, handle.key):
             return EXPIRING
         if read_back and md5_unproven(handle, found):
             size, md5 = read_md5(s3, handle.bucket, handle.key)

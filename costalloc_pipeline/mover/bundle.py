@@ -155,7 +155,8 @@ def _move(ctx: MoveContext, handle_ids: Sequence[int], result: BundleResult) -> 
         return
 
     now = ctx.clock()
-    started = [h for h in candidates if h.id not in {w.id for w in waiting}]
+    waiting_ids = {h.id for h in waiting}
+    started = [h for h in candidates if h.id not in waiting_ids]
     with ctx.repository.begin() as conn:
         stale = ledger.unfinished_attempts(conn, [h.id for h in started], lease.live_runs(conn, now))
         ledger_ids = ledger.start(conn, ctx.run_id, ctx.project_id, started, ctx.target)

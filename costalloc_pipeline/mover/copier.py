@@ -183,10 +183,11 @@ def _write_condition(replaces: str | None) -> dict[str, str]:
     return {"IfMatch": f'"{replaces}"'} if replaces else {"IfNoneMatch": "*"}
 
 
-def _verify(s3: S3Client, handle: Handle, source: ObjectFacts, bucket: str, etag: str) -> str:
-    """The copy's ETag, once the copy is proven to be the handle's bytes."""
+def _verify(s3: S3Client, handle: Handle, source: ObjectFacts, bucket: str, etag: str | None) -> str:
+    """The copy's ETag, once the copy is proven to be the handle's bytes. `etag`: the one the copy
+    request answered with (None for a multipart copy, whose ETag is no MD5)."""
     md5 = expected_md5(handle, source)
-    if md5 is not None and "-" not in etag:
+    if md5 is not None and etag is not None and "-" not in etag:
         if etag != md5:
             raise VerificationFailed(f"the copy's MD5 {etag} is not {md5}", etag)
         return etag
@@ -214,7 +215,7 @@ def copy_object(
             multipart_copy(
                 s3, bucket, key, target_bucket, options.part_size, source.etag, complete_args=_write_condition(replaces)
             )
-            return _verify(s3, handle, source, target_bucket, "-")
+            return _verify(s3, handle, source, target_bucket, None)
         response = s3.copy_object(
             Bucket=target_bucket,
             Key=key,
