@@ -8,7 +8,7 @@ length (its HEAD), never the recorded size, so nothing is truncated.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -23,7 +23,7 @@ from costalloc_pipeline.mover.copier import (
     S3Errors,
     multipart_copy,
 )
-from costalloc_pipeline.mover.fencing import Object, fence, still_referenced
+from costalloc_pipeline.mover.fencing import Object, WriteFence, still_referenced
 from costalloc_pipeline.mover.objects import head
 from costalloc_pipeline.mover.outcome import BundleResult
 from costalloc_pipeline.schema.repository import MoveState
@@ -40,14 +40,31 @@ def is_archived(s3: S3Client, bucket: str, key: str, storage_class: str) -> bool
 
 
 def archive_object(
-    s3: S3Client, bucket: str, key: str, size: int | None, storage_class: str, options: CopyOptions
+    s3: S3Client,
+    bucket: str,
+    key: str,
+    size: int | None,
+    storage_class: str,
+    options: CopyOptions,
+    before_write: Callable[[], None] = lambda: None,
 ) -> None:
     """Idempotent: an object already archived (a resumed run) is left as it is. `size` (the
-    recorded one) only chooses the path; the multipart path copies what is really there."""
+    recorded one) only chooses the path; the multipart path copies what is really there.
+    `before_write` runs right before each request that writes (the run's fence)."""
     try:
         if size is None or size > options.multipart_threshold:
-            multipart_copy(s3, bucket, key, bucket, options.part_size, StorageClass=storage_class, Tagging=ARCHIVE_TAGGING)
+            multipart_copy(
+                s3,
+                bucket,
+                key,
+                bucket,
+                options.part_size,
+                before_write=before_write,
+                StorageClass=storage_class,
+                Tagging=ARCHIVE_TAGGING,
+            )
         else:
+            before_write()
             s3.copy_object(
                 Bucket=bucket,
                 Key=key,
@@ -84,7 +101,7 @@ def archive_sources(ctx: MoveContext, items: Sequence[ArchiveItem], result: Bund
         by_object.setdefault((item.bucket, item.key), []).append(item)
     now = ctx.clock()
     refusals = claims.claim(
-        ctx.repository, ctx.run_id, [claims.ClaimRequest(b, k, None) for b, k in sorted(by_object)], now
+        ctx.repository, ctx.run_id, [claims.ClaimRequest(b, k, None) for b, k in sorted(by_object)], now, ctx.lease_seconds
     )
     mine = {obj for obj, why in refusals.items() if why is None}
     try:
@@ -92,19 +109,21 @@ def archive_sources(ctx: MoveContext, items: Sequence[ArchiveItem], result: Bund
             moving = ledger.moving_objects(conn, mine, lease.live_runs(conn, now))
         referenced = still_referenced(ctx, mine) | moving
         to_archive = sorted(mine - referenced)
-        # Last fence before the archives: a run that lost its lease (it stalled) archives nothing.
-        try:
-            with ctx.repository.begin() as conn:
-                fence(conn, ctx)
-        except lease.LeaseLost as stop:
-            result.stopped = stop.reason
-            return
+        # Fenced right before each archive: a run that lost its lease (it stalled) archives nothing more.
+        writes = WriteFence(ctx)
+        unfenced: set[Object] = set()
 
         def archive(obj: Object) -> str | None:
             try:
-                archive_object(ctx.s3, obj[0], obj[1], by_object[obj][0].size, ctx.archive_storage_class, ctx.copy)
+                archive_object(
+                    ctx.s3, obj[0], obj[1], by_object[obj][0].size, ctx.archive_storage_class, ctx.copy, writes.before_write
+                )
             except S3Errors as error:
                 return f"archive failed: {error}"
+            except lease.LeaseLost as stop:
+                result.stopped = stop.reason
+                unfenced.add(obj)
+                return stop.reason
             return None
 
         with ThreadPoolExecutor(max_workers=ctx.concurrency) as pool:
@@ -112,6 +131,9 @@ def archive_sources(ctx: MoveContext, items: Sequence[ArchiveItem], result: Bund
         done: dict[int, dict[str, Any]] = {}
         retry: dict[int, dict[str, Any]] = {}
         for obj, rows in by_object.items():
+            if obj in unfenced:
+                # The rows may be another run's by now: this one writes nothing more.
+                continue
             if obj not in mine:
                 retry.update({r.ledger_id: {"error": f"not archived yet: {refusals[obj]}"} for r in rows})
             elif obj in referenced:

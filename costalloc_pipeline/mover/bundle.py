@@ -12,7 +12,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 from costalloc_pipeline.db import new_etag
@@ -29,7 +29,7 @@ from costalloc_pipeline.mover.copier import (
     plan_copy,
     read_back_matches,
 )
-from costalloc_pipeline.mover.fencing import Object, fence, still_referenced
+from costalloc_pipeline.mover.fencing import Object, WriteFence, fence, still_referenced
 from costalloc_pipeline.mover.handles import (
     Handle,
     read_handles,
@@ -49,16 +49,39 @@ from costalloc_pipeline.schema.repository import MoveState
 TARGET_CONFLICT = "target conflict: "
 
 
-def _one_source_per_key(handles: Iterable[Handle]) -> tuple[list[Handle], list[Handle]]:
+def _one_source_per_key(handles: Iterable[Handle], preferred: Collection[int] = ()) -> tuple[list[Handle], list[Handle]]:
     """Handles whose sources may go to their target keys in this run, and the rest: of different
-    source objects that map to one target key only the first (by bucket) moves now."""
+    source objects that map to one target key only one moves now, a preferred one (see
+    _already_at_target) before the others, else the first by bucket."""
     first_source: dict[str, str | None] = {}
     movable: list[Handle] = []
     waiting: list[Handle] = []
-    for handle in sorted(handles, key=lambda h: (h.key or "", h.bucket or "", h.id)):
+    for handle in sorted(handles, key=lambda h: (h.key or "", h.id not in preferred, h.bucket or "", h.id)):
         source = first_source.setdefault(handle.key or "", handle.bucket)
         (movable if source == handle.bucket else waiting).append(handle)
     return movable, waiting
+
+
+def _already_at_target(ctx: MoveContext, handles: Sequence[Handle]) -> set[int]:
+    """Of handles whose different sources share a target key, those whose bytes (size and ETag) are
+    what that key already holds. Such a handle can always be moved there (its own bytes are reused,
+    or, if archived, replaced by a live copy), while another source would meet a target conflict
+    run after run and keep it waiting for ever. Looked up only for such keys, which are rare: the
+    choice is a hint; the claim and the look after it decide."""
+    sources_of: dict[str, set[str]] = {}
+    for handle in handles:
+        sources_of.setdefault(handle.key or "", set()).add(handle.bucket or "")
+    shared = {key for key, buckets in sources_of.items() if len(buckets) > 1}
+    if not shared:
+        return set()
+    contested = [h for h in handles if (h.key or "") in shared]
+    sources, targets = _object_facts(ctx, contested)
+    preferred: set[int] = set()
+    for handle in contested:
+        source, target = sources[(handle.bucket or "", handle.key or "")], targets[handle.key or ""]
+        if source is not None and target is not None and (source.size, source.etag) == (target.size, target.etag):
+            preferred.add(handle.id)
+    return preferred
 
 
 def _object_facts(ctx: MoveContext, handles: Sequence[Handle]) -> tuple[dict[Object, ObjectFacts | None], dict[str, ObjectFacts | None]]:
@@ -94,7 +117,9 @@ def _copy_plans(ctx: MoveContext, handles: Sequence[Handle]) -> tuple[dict[int, 
     return plans, sources
 
 
-def _copy_one(ctx: MoveContext, handle: Handle, plan: CopyPlan, source: ObjectFacts | None) -> tuple[str, bool]:
+def _copy_one(
+    ctx: MoveContext, writes: WriteFence, handle: Handle, plan: CopyPlan, source: ObjectFacts | None
+) -> tuple[str, bool]:
     """Copy (or reuse) one handle's object; (verified ETag, reused)."""
     if plan.action is Action.FAIL:
         raise VerificationFailed(plan.reason)
@@ -107,14 +132,14 @@ def _copy_one(ctx: MoveContext, handle: Handle, plan: CopyPlan, source: ObjectFa
             plan = CopyPlan(Action.REUSE, found_etag=plan.found_etag)
         else:
             assert plan.otherwise is not None
-            return _copy_one(ctx, handle, plan.otherwise, source)
+            return _copy_one(ctx, writes, handle, plan.otherwise, source)
     if plan.action is Action.REUSE:
         # An object tagged for expiry is an archive, never live data (I1): replaced by a fresh copy.
         if not carries_archive_tag(ctx.s3, ctx.target.bucket, key):
             assert plan.found_etag is not None
             return plan.found_etag, True
         plan = CopyPlan(Action.COPY, replaces=plan.found_etag)
-    return copy_object(ctx.s3, handle, source, ctx.target.bucket, ctx.copy, plan.replaces), False
+    return copy_object(ctx.s3, handle, source, ctx.target.bucket, ctx.copy, plan.replaces, writes.before_write), False
 
 
 def _failure(error: Exception) -> str:
@@ -149,7 +174,8 @@ def _move(ctx: MoveContext, handle_ids: Sequence[int], result: BundleResult) -> 
         if problem is not None:
             odd[handle.id] = problem
         candidates.append(handle)
-    movable, waiting = _one_source_per_key(h for h in candidates if h.id not in odd)
+    sound = [h for h in candidates if h.id not in odd]
+    movable, waiting = _one_source_per_key(sound, _already_at_target(ctx, sound))
     result.skipped["another source of this run goes to the same target key first"] += len(waiting)
     if not candidates:
         return
@@ -167,7 +193,11 @@ def _move(ctx: MoveContext, handle_ids: Sequence[int], result: BundleResult) -> 
         return
 
     refusals = claims.claim(
-        ctx.repository, ctx.run_id, [claims.ClaimRequest(ctx.target.bucket, h.key or "", h.bucket) for h in movable], now
+        ctx.repository,
+        ctx.run_id,
+        [claims.ClaimRequest(ctx.target.bucket, h.key or "", h.bucket) for h in movable],
+        now,
+        ctx.lease_seconds,
     )
     claimed = {(ctx.target.bucket, h.key or "") for h in movable if refusals[(ctx.target.bucket, h.key or "")] is None}
     try:
@@ -187,27 +217,23 @@ def _copy_and_repoint(ctx: MoveContext, movable: list[Handle], ledger_ids: dict[
     plans, sources = _copy_plans(ctx, movable)
 
     made: dict[int, str] = {}
+    writes = WriteFence(ctx)
 
-    def copy(handle: Handle) -> tuple[Handle, tuple[str, bool] | str]:
+    def copy(handle: Handle) -> tuple[Handle, tuple[str, bool] | str | lease.LeaseLost]:
         try:
-            return handle, _copy_one(ctx, handle, plans[handle.id], sources[(handle.bucket or "", handle.key or "")])
+            return handle, _copy_one(ctx, writes, handle, plans[handle.id], sources[(handle.bucket or "", handle.key or "")])
         except S3Errors as error:
             if isinstance(error, VerificationFailed) and error.made_etag:
                 made[handle.id] = error.made_etag
             return handle, _failure(error)
+        except lease.LeaseLost as stop:
+            return handle, stop
 
-    renewed_at = ctx.clock()
-    outcomes = []
     with ThreadPoolExecutor(max_workers=ctx.concurrency) as pool:
-        for outcome in pool.map(copy, movable):
-            outcomes.append(outcome)
-            # Long bundles keep their lease: renewed a few times per lease period, from this thread.
-            if (ctx.clock() - renewed_at).total_seconds() > ctx.lease_seconds / 3:
-                with ctx.repository.begin() as conn:
-                    fence(conn, ctx)
-                renewed_at = ctx.clock()
+        outcomes = list(pool.map(copy, movable))
     copied = [(h, outcome) for h, outcome in outcomes if isinstance(outcome, tuple)]
     failed = {h.id: outcome for h, outcome in outcomes if isinstance(outcome, str)}
+    stopped = {h.id: outcome for h, outcome in outcomes if isinstance(outcome, lease.LeaseLost)}
     result.failed.update(failed)
     result.reused_copies = sum(1 for _, (_, reused) in copied if reused)
     with ctx.repository.begin() as conn:
@@ -216,7 +242,14 @@ def _copy_and_repoint(ctx: MoveContext, movable: list[Handle], ledger_ids: dict[
             MoveState.FAILED,
             {ledger_ids[i]: {"error": e, "target_object_etag": made.get(i)} for i, e in failed.items()},
         )
+        # Recorded even when the run stops now: the next run knows these objects as costalloc's own.
         ledger.record(conn, MoveState.COPIED, {ledger_ids[h.id]: {"target_object_etag": etag} for h, (etag, _) in copied})
+        ledger.record(conn, MoveState.SKIPPED, {ledger_ids[i]: {"error": stop.reason} for i, stop in stopped.items()})
+        if stopped:
+            reason = next(iter(stopped.values())).reason
+            ledger.record(conn, MoveState.SKIPPED, {ledger_ids[h.id]: {"error": reason} for h, _ in copied})
+    if stopped:
+        raise next(iter(stopped.values()))
 
     moves = [Repoint(h.id, h.etag, new_etag()) for h, _ in copied]
     repointed_on = ctx.clock()

@@ -4,7 +4,13 @@ A run claims (bucket, key) in the repository database before it copies to it, re
 archives it, and releases the claim in the transaction of its repoint (after which an AVAILABLE
 handle names the object) or after the archive. While one run's claim stands no other run writes,
 reuses or archives that object; within a run, two different sources never claim one target key.
-A claim whose run holds no live lease is stale and may be taken over.
+
+A claim is stale, and may be taken over, once its run holds no live lease *and* its hold has run
+out: one more lease period after the run's last renewal. A run that stalled (a long pause, a
+request slow in flight) may still have a write on its way when its lease expires; the margin lets
+that write land before another run may decide anything about the key. A server that honours
+conditional writes (S3 does on CopyObject and CompleteMultipartUpload) refuses such a late write
+anyway; one that ignores them (moto on CopyObject) has only this margin.
 """
 
 from __future__ import annotations
@@ -32,24 +38,39 @@ class ClaimRequest:
     source_bucket: str | None
 
 
+def held_until(now: dt.datetime, lease_seconds: int) -> dt.datetime:
+    """How long a claim made or renewed now stands: the lease this run now holds, plus one more."""
+    return now + dt.timedelta(seconds=2 * lease_seconds)
+
+
 def object_id(bucket: str, key: str) -> str:
     return hashlib.sha256(f"{bucket}\0{key}".encode()).hexdigest()
 
 
-def _existing(conn: Connection, ids: list[str]) -> dict[str, tuple[str, str | None]]:
-    found: dict[str, tuple[str, str | None]] = {}
+@dataclass(frozen=True)
+class _Held:
+    run_id: str
+    source_bucket: str | None
+    until: dt.datetime | None
+
+
+def _existing(conn: Connection, ids: list[str]) -> dict[str, _Held]:
+    found: dict[str, _Held] = {}
     for start in range(0, len(ids), _CHUNK):
         rows = conn.execute(
-            select(object_claim.c.object_id, object_claim.c.run_id, object_claim.c.source_bucket).where(
-                object_claim.c.object_id.in_(ids[start : start + _CHUNK])
-            )
+            select(
+                object_claim.c.object_id, object_claim.c.run_id, object_claim.c.source_bucket, object_claim.c.held_until
+            ).where(object_claim.c.object_id.in_(ids[start : start + _CHUNK]))
         )
-        found.update({row.object_id: (row.run_id, row.source_bucket) for row in rows})
+        found.update({row.object_id: _Held(row.run_id, row.source_bucket, row.held_until) for row in rows})
     return found
 
 
-def _claim_once(conn: Connection, run_id: str, requests: list[ClaimRequest], now: dt.datetime) -> dict[Object, str | None]:
+def _claim_once(
+    conn: Connection, run_id: str, requests: list[ClaimRequest], now: dt.datetime, lease_seconds: int
+) -> dict[Object, str | None]:
     ids = {(r.bucket, r.key): object_id(r.bucket, r.key) for r in requests}
+    until = held_until(now, lease_seconds)
     existing = _existing(conn, sorted(set(ids.values())))
     outcome: dict[Object, str | None] = {}
     fresh: list[dict[str, object]] = []
@@ -57,24 +78,24 @@ def _claim_once(conn: Connection, run_id: str, requests: list[ClaimRequest], now
         obj = (request.bucket, request.key)
         if obj in outcome:
             continue
-        held = existing.get(ids[obj])
-        if held is None:
+        holder = existing.get(ids[obj])
+        if holder is None:
             fresh.append(
                 {"object_id": ids[obj], "bucket": obj[0], "key": obj[1], "run_id": run_id,
-                 "source_bucket": request.source_bucket, "claimed_on": now}
+                 "source_bucket": request.source_bucket, "claimed_on": now, "held_until": until}
             )
             outcome[obj] = None
-        elif held[0] == run_id:
-            same = held[1] == request.source_bucket
-            outcome[obj] = None if same else f"another source of this run ({held[1]}) is copied to this key"
-        elif run_is_live(conn, held[0], now):
-            outcome[obj] = f"run {held[0]} is writing or archiving s3://{obj[0]}/{obj[1]}"
+        elif holder.run_id == run_id:
+            same = holder.source_bucket == request.source_bucket
+            outcome[obj] = None if same else f"another source of this run ({holder.source_bucket}) is copied to this key"
+        elif run_is_live(conn, holder.run_id, now) or (holder.until is not None and holder.until > now):
+            outcome[obj] = f"run {holder.run_id} is writing or archiving s3://{obj[0]}/{obj[1]}"
         else:
-            # The holder's lease expired: it died, so its claim is stale.
+            # The holder's lease expired and its hold ran out: it died, so its claim is stale.
             conn.execute(
                 update(object_claim)
-                .where(object_claim.c.object_id == ids[obj], object_claim.c.run_id == held[0])
-                .values(run_id=run_id, source_bucket=request.source_bucket, claimed_on=now)
+                .where(object_claim.c.object_id == ids[obj], object_claim.c.run_id == holder.run_id)
+                .values(run_id=run_id, source_bucket=request.source_bucket, claimed_on=now, held_until=until)
             )
             outcome[obj] = None
     if fresh:
@@ -82,7 +103,9 @@ def _claim_once(conn: Connection, run_id: str, requests: list[ClaimRequest], now
     return outcome
 
 
-def claim(engine: Engine, run_id: str, requests: Iterable[ClaimRequest], now: dt.datetime) -> dict[Object, str | None]:
+def claim(
+    engine: Engine, run_id: str, requests: Iterable[ClaimRequest], now: dt.datetime, lease_seconds: int
+) -> dict[Object, str | None]:
     """Claim each object for this run: None where granted, else why not. Later requests for an
     object already requested in the same call get the first one's answer."""
     wanted = list(requests)
@@ -91,12 +114,17 @@ def claim(engine: Engine, run_id: str, requests: Iterable[ClaimRequest], now: dt
     for attempt in range(3):
         try:
             with engine.begin() as conn:
-                return _claim_once(conn, run_id, wanted, now)
+                return _claim_once(conn, run_id, wanted, now, lease_seconds)
         except IntegrityError:
             # Another run inserted one of these claims at the same moment: look again.
             if attempt == 2:
                 raise
     raise AssertionError("unreachable")
+
+
+def extend(conn: Connection, run_id: str, now: dt.datetime, lease_seconds: int) -> None:
+    """Renew the hold of every claim of the run, with its lease (in the renewal's transaction)."""
+    conn.execute(update(object_claim).where(object_claim.c.run_id == run_id).values(held_until=held_until(now, lease_seconds)))
 
 
 def held(conn: Connection, run_id: str, objects: Collection[Object]) -> set[Object]:

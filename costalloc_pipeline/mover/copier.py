@@ -15,7 +15,7 @@ are verified by their size and, when an MD5 is recorded, by reading the copy bac
 from __future__ import annotations
 
 import enum
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -205,17 +205,32 @@ def _verify(s3: S3Client, handle: Handle, source: ObjectFacts, bucket: str, etag
 
 
 def copy_object(
-    s3: S3Client, handle: Handle, source: ObjectFacts, target_bucket: str, options: CopyOptions, replaces: str | None
+    s3: S3Client,
+    handle: Handle,
+    source: ObjectFacts,
+    target_bucket: str,
+    options: CopyOptions,
+    replaces: str | None,
+    before_write: Callable[[], None] = lambda: None,
 ) -> str:
-    """Copy the handle's object to the target bucket and return the verified copy's ETag."""
+    """Copy the handle's object to the target bucket and return the verified copy's ETag.
+    `before_write` runs right before each request that writes (the run's fence)."""
     key = handle.key or ""
     bucket = handle.bucket or ""
     try:
         if source.size > options.multipart_threshold:
             multipart_copy(
-                s3, bucket, key, target_bucket, options.part_size, source.etag, complete_args=_write_condition(replaces)
+                s3,
+                bucket,
+                key,
+                target_bucket,
+                options.part_size,
+                source.etag,
+                complete_args=_write_condition(replaces),
+                before_write=before_write,
             )
             return _verify(s3, handle, source, target_bucket, None)
+        before_write()
         response = s3.copy_object(
             Bucket=target_bucket,
             Key=key,
@@ -239,6 +254,7 @@ def multipart_copy(
     part_size: int,
     source_etag: str | None = None,
     complete_args: dict[str, str] | None = None,
+    before_write: Callable[[], None] = lambda: None,
     **create_args: Any,
 ) -> int:
     """UploadPartCopy of the source's real length (from its HEAD, never the recorded size: a size
@@ -256,6 +272,7 @@ def multipart_copy(
     ranges = [(start, min(start + part_size, size) - 1) for start in range(0, size, part_size)]
 
     def copy_part(number: int, first: int, last: int) -> dict:
+        before_write()
         response = s3.upload_part_copy(
             Bucket=target_bucket,
             Key=key,
@@ -271,6 +288,7 @@ def multipart_copy(
     try:
         with ThreadPoolExecutor(max_workers=PART_CONCURRENCY) as parts_pool:
             parts = list(parts_pool.map(lambda args: copy_part(*args), [(i + 1, a, b) for i, (a, b) in enumerate(ranges)]))
+        before_write()
         s3.complete_multipart_upload(
             Bucket=target_bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}, **(complete_args or {})
         )

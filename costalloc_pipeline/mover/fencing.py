@@ -3,9 +3,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import threading
+
 from sqlalchemy import Connection
 
-from costalloc_pipeline.mover import lease
+from costalloc_pipeline.mover import claims, lease
 from costalloc_pipeline.mover.context import MoveContext
 from costalloc_pipeline.mover.handles import referenced_objects
 from costalloc_pipeline.placement import project_target
@@ -14,12 +17,37 @@ Object = tuple[str, str]
 
 
 def fence(conn: Connection, ctx: MoveContext) -> None:
-    """Renew the run's lease and check the project's target, in the caller's transaction."""
-    if not lease.renew(conn, ctx.project_id, ctx.run_id, ctx.clock(), ctx.lease_seconds):
+    """Renew the run's lease (and the hold of its claims) and check the project's target, in the
+    caller's transaction."""
+    now = ctx.clock()
+    if not lease.renew(conn, ctx.project_id, ctx.run_id, now, ctx.lease_seconds):
         raise lease.LeaseLost(f"run {ctx.run_id} no longer holds the project's lease; it stops")
+    claims.extend(conn, ctx.run_id, now, ctx.lease_seconds)
     target = project_target(conn, ctx.project_id)
     if target != ctx.target:
         raise lease.LeaseLost(f"the project's target changed to {target.bucket}; the run stops")
+
+
+class WriteFence:
+    """Guards each write of a bundle's copies (from any of its threads): a write starts only while
+    the run's lease was renewed less than a third of a lease period ago, renewing it first when
+    not. So every copy request leaves with at least two thirds of a lease, and its claim's margin
+    (claims.py), ahead of it; a run that lost its lease raises LeaseLost instead of writing."""
+
+    def __init__(self, ctx: MoveContext) -> None:
+        self._ctx = ctx
+        self._lock = threading.Lock()
+        self._renewed_at: dt.datetime | None = None
+
+    def before_write(self) -> None:
+        with self._lock:
+            now = self._ctx.clock()
+            fresh = self._renewed_at is not None and (now - self._renewed_at).total_seconds() < self._ctx.lease_seconds / 3
+            if fresh:
+                return
+            with self._ctx.repository.begin() as conn:
+                fence(conn, self._ctx)
+            self._renewed_at = now
 
 
 def still_referenced(ctx: MoveContext, objects: set[Object], any_status: bool = False) -> set[Object]:

@@ -262,5 +262,8 @@ object_claim = Table(
     # The object a copy claim copies from; NULL for an archive claim.
     Column("source_bucket", String(100)),
     Column("claimed_on", DateTime(), nullable=False),
+    # The claim stands until then even when its run's lease is gone (see claims.py); NULL: only
+    # while the run's lease is live.
+    Column("held_until", DateTime()),
     Index("ix_object_claim_run_id", "run_id"),
 )

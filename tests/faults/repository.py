@@ -232,8 +232,9 @@ def crash(
     }
     worker = subprocess.run([sys.executable, str(WORKER), json.dumps(spec)], capture_output=True, text=True, timeout=120)
     assert worker.returncode == -9, f"the worker was not killed at {kill_at}: {worker.returncode} {worker.stderr}"
-    # A dead run's lease lapses: then the next run may take the project, as in production.
-    time.sleep(CRASHED_LEASE_SECONDS + 0.1)
+    # A dead run's lease lapses, and its claims' hold one lease period later: then the next run may
+    # take the project and its keys, as in production.
+    time.sleep(2 * CRASHED_LEASE_SECONDS + 0.1)
 
 
 def make_repo(settings: Settings, entities: Any) -> Repo:

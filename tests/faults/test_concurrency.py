@@ -73,11 +73,12 @@ def test_two_runs_of_the_same_project_at_once(repo):
     with pytest.raises(LeaseHeld):
         repo.context(PROJECT, run_id="run-2", take_over=False)
 
-    later = dt.timedelta(seconds=first.lease_seconds + 1)
+    # Past run 1's lease and its claims' hold (one lease period more).
+    later = dt.timedelta(seconds=2 * first.lease_seconds + 1)
     second: list[Any] = []
 
     def stall_then_let_the_second_run(**_: Any) -> None:
-        # Run 1 has copied every file and stalls; its lease lapses and run 2 does the whole move.
+        # Run 1 has copied every file and stalls; its lease and claims lapse and run 2 does the whole move.
         if copies.into_target == len(originals) and not second:
             ctx = repo.context(PROJECT, run_id="run-2", take_over=False, clock=lambda: utcnow() + later)
             second.append(move_bundle(ctx, list(originals)))

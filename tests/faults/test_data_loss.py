@@ -26,7 +26,7 @@ from costalloc_pipeline.replication import (
 )
 from costalloc_pipeline.schema.repository import FileStatus, MoveState, files
 
-from .repository import SMALL_PARTS, md5
+from .repository import SMALL_PARTS, CopyCounter, md5
 
 PROJECT, OTHER_PROJECT = 10, 20
 
@@ -138,6 +138,30 @@ def test_two_sources_with_one_key_never_both_move_to_it(repo):
     assert again.moved_files == 0 and len(again.failed) == 1
     assert next(iter(again.failed.values())).startswith("target conflict")
     repo.assert_intact(originals)
+    assert repo.audit().counts == {}
+
+
+def test_of_two_sources_for_one_key_the_one_whose_bytes_are_there_moves(repo):
+    """The target key already holds H2's bytes (a copy an earlier run left). H1, with other bytes,
+    comes first by bucket; before, H1 was chosen run after run, met the target conflict, and H2
+    waited for ever (seed 2382 of the randomized interleavings). Now H2 moves, H1 is the conflict."""
+    target = repo.project(PROJECT, "genomics")
+    repo.entities.project(OTHER_PROJECT)
+    elsewhere = repo.assign(OTHER_PROJECT, "imaging")
+    assert elsewhere < repo.settings.default_bucket
+    key = f"7/{new_etag()}/same-key.bin"
+    h1_body, h2_body = b"H1's bytes in the imaging bucket", b"H2's bytes, also at the target key"
+    h1 = repo.add_handle(h1_body, bucket=elsewhere, key=key)
+    h2 = repo.add_handle(h2_body, key=key)
+    repo.s3.put_object(Bucket=target, Key=key, Body=h2_body)
+
+    for run in ("run-1", "run-2"):
+        move_bundle(repo.context(PROJECT, run_id=run), [h1, h2])
+        repo.end_run(PROJECT, run)
+    assert repo.handle(h2).bucket_name == target
+    assert repo.handle(h1).bucket_name == elsewhere
+    assert repo.ledger_states(h1)[-1] == MoveState.FAILED.value
+    repo.assert_intact({h1: h1_body, h2: h2_body})
     assert repo.audit().counts == {}
 
 
@@ -289,4 +313,74 @@ def test_odd_rows_are_reported_and_the_rest_moves(repo):
     assert set(result.failed) == {no_size, no_key}
     assert repo.ledger_states(no_key) == [MoveState.FAILED.value]
     del originals[no_key]
+    repo.assert_intact(originals)
+
+
+# --- a run that stalls past its lease (found by the randomized interleavings, seed 1971) -----------
+
+
+def test_a_copy_in_flight_when_its_run_stalls_never_lands_on_another_runs_move(repo):
+    """Run 1 has claimed G/K for H2 and its CopyObject is on its way when the run stalls past its
+    lease. Run 2, of another project, wants G/K for H1 (other bytes). Before, it took the stale
+    claim, copied and repointed H1; then run 1's copy landed on top (moto ignores If-None-Match on
+    CopyObject) and H1 read H2's bytes. Now a claim outlives its run's lease by one lease period:
+    run 2 leaves G/K alone, and a later run finds run 1's unreferenced copy and replaces it."""
+    target = repo.project(PROJECT, "genomics")
+    repo.entities.project(OTHER_PROJECT)
+    imaging = repo.assign(OTHER_PROJECT, "imaging")
+    key = f"7/{new_etag()}/same-key.bin"
+    h1_body, h2_body = b"project 10's file at the key", b"project 20's other bytes at that key"
+    h1 = repo.add_handle(h1_body, key=key, project_id=PROJECT)
+    h2 = repo.add_handle(h2_body, bucket=imaging, key=key, project_id=OTHER_PROJECT)
+    assert repo.assign(OTHER_PROJECT, "genomics") == target
+    originals = {h1: h1_body, h2: h2_body}
+
+    stalled_s3 = repo.client()
+    stalled = repo.context(OTHER_PROJECT, stalled_s3, run_id="run-1")
+    later = dt.timedelta(seconds=stalled.lease_seconds + 1)
+    meanwhile: list[Any] = []
+
+    def run_2_while_run_1_stalls(params: dict, **_: Any) -> None:
+        if not meanwhile and params["Bucket"] == target:
+            ctx = repo.context(PROJECT, run_id="run-2", take_over=False, clock=lambda: utcnow() + later)
+            meanwhile.append(move_bundle(ctx, [h1]))
+
+    stalled_s3.meta.events.register("provide-client-params.s3.CopyObject", run_2_while_run_1_stalls)
+    first = move_bundle(stalled, [h2])
+    repo.assert_intact(originals)
+    assert meanwhile[0].moved_files == 0 and meanwhile[0].skipped["target key claimed by another run"] == 1
+    # Run 2 declared run 1 dead (its clock is past run 1's lease): run 1 stops before its repoint.
+    assert first.stopped and first.moved_files == 0
+    repo.end_run(OTHER_PROJECT, "run-1")
+    repo.end_run(PROJECT, "run-2")
+
+    third = move_bundle(repo.context(PROJECT, run_id="run-3"), [h1])
+    assert third.moved_files == 1 and repo.handle(h1).bucket_name == target
+    fourth = move_bundle(repo.context(OTHER_PROJECT, run_id="run-4"), [h2])
+    assert fourth.moved_files == 0 and fourth.failed[h2].startswith("target conflict")
+    repo.assert_intact(originals)
+    assert repo.audit().counts == {}
+
+
+def test_a_run_that_lost_its_lease_before_its_copies_writes_nothing(repo):
+    """Run 1 stalls after looking at the objects and before its first copy; meanwhile run 2 takes
+    the project's expired lease. Run 1's copies are fenced one by one: it stops without writing
+    (before, it copied every file and stopped only at the repoint)."""
+    repo.project(PROJECT, "genomics")
+    originals = repo.add_handles(3)
+    shift = [dt.timedelta(0)]
+    first_s3 = repo.client()
+    first = repo.context(PROJECT, first_s3, run_id="run-1", concurrency=1, clock=lambda: utcnow() + shift[0])
+
+    def stall(**_: Any) -> None:
+        if not shift[0]:
+            shift[0] = dt.timedelta(seconds=first.lease_seconds + 1)
+            repo.context(PROJECT, run_id="run-2", take_over=False, clock=lambda: utcnow() + shift[0])
+
+    first_s3.meta.events.register("after-call.s3.ListObjectsV2", stall)
+    copies = CopyCounter(first_s3)
+    result = move_bundle(first, list(originals))
+    assert result.stopped and result.moved_files == 0
+    assert copies.into_target == 0
+    assert all(repo.ledger_states(h) == [MoveState.SKIPPED.value] for h in originals)
     repo.assert_intact(originals)

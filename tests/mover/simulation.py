@@ -47,7 +47,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from types import FrameType
+from types import FrameType, SimpleNamespace
 from typing import Any, Self
 
 from botocore.exceptions import ClientError
@@ -926,12 +926,38 @@ class Slot:
         actor, world = self.actor, self.world
         if actor is not None and world is not None:
             context["costalloc_sim_label"] = world.describe_call(actor, model.name, params)
+            if model.name == "CopyObject" and ("IfNoneMatch" in params or "IfMatch" in params):
+                context["costalloc_sim_condition"] = params
         # a value would replace the call's parameters
 
-    def _call(self, model: Any, context: dict[str, Any], **_: Any) -> None:
+    def _call(self, model: Any, context: dict[str, Any], **_: Any) -> tuple[Any, dict[str, Any]] | None:
         actor, world = self.actor, self.world
-        if actor is not None and world is not None:
-            world.scheduler.switch(actor, context.get("costalloc_sim_label", model.name))
+        if actor is None or world is None:
+            return None
+        world.scheduler.switch(actor, context.get("costalloc_sim_label", model.name))
+        condition = context.get("costalloc_sim_condition")
+        return None if condition is None else _refused_copy(world.env.s3, condition)
+
+
+def _refused_copy(s3: Any, params: dict[str, Any]) -> tuple[Any, dict[str, Any]] | None:
+    """S3's answer to a conditional CopyObject whose condition fails (412), else None (the request
+    goes to moto). S3 honours If-None-Match and If-Match on CopyObject; moto ignores them there
+    (it honours them on PutObject and CompleteMultipartUpload), so the harness applies them, as
+    the request is served: one actor runs at a time, so the check and the write are one step. The
+    schedules thus test the protocol against S3's documented behaviour; tests/faults covers what
+    the mover does where a server ignores the condition."""
+    try:
+        found: str | None = s3.head_object(Bucket=params["Bucket"], Key=params["Key"])["ETag"]
+    except ClientError as error:
+        if error.response["Error"]["Code"] not in ("404", "NoSuchKey", "NotFound"):
+            raise
+        found = None
+    wanted = params.get("IfMatch")
+    refused = (params.get("IfNoneMatch") == "*" and found is not None) or (wanted is not None and found != wanted)
+    if not refused:
+        return None
+    error = {"Code": "PreconditionFailed", "Message": "At least one of the pre-conditions you specified did not hold"}
+    return SimpleNamespace(status_code=412, headers={}), {"Error": error, "ResponseMetadata": {"HTTPStatusCode": 412}}
 
 
 class Environment:
@@ -1399,8 +1425,9 @@ def settle(world: World) -> None:
         return outcome
 
     def finish_interrupted() -> None:
-        # Past every lease and grace period: dead runs' leases are over, repointed sources are due.
-        world.clock.advance(GRACE_SECONDS + LEASE_SECONDS + 1)
+        # Past every lease, claim hold and grace period: dead runs' leases are over and their claims
+        # stale (a claim holds one lease period past its run's lease), repointed sources are due.
+        world.clock.advance(GRACE_SECONDS + 2 * LEASE_SECONDS + 1)
         if _open_moves(env.engine):
             step("resume", lambda: run_resume(settings, env.s3, None, world.clock))
 
