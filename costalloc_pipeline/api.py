@@ -10,12 +10,16 @@ import json
 import logging
 from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Header, Query, Request, Response
+from fastapi import Depends, FastAPI, Request, Response, Security
 from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
+from starlette.routing import Match
 
+from costalloc_pipeline import api_schema as doc
 from costalloc_pipeline import service
 from costalloc_pipeline.auth import Caller, authenticate
 from costalloc_pipeline.config import Settings
@@ -26,8 +30,18 @@ from costalloc_pipeline.s3 import s3_client
 log = logging.getLogger(__name__)
 
 
-def _reason(status: int, reason: str) -> JSONResponse:
-    return JSONResponse({"reason": reason}, status_code=status)
+def _reason(status: int, reason: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"reason": reason}, status_code=status, headers=headers)
+
+
+def _allowed_methods(app: FastAPI, request: Request) -> str:
+    """Every method some route of this path answers (RFC 9110: a 405 lists them in `Allow`)."""
+    methods: set[str] = set()
+    for route in app.router.routes:
+        match, _ = route.matches({**request.scope, "method": "GET"})
+        if match is not Match.NONE:
+            methods |= set(getattr(route, "methods", None) or ())
+    return ", ".join(sorted(methods))
 
 
 def _validation_reason(error: RequestValidationError) -> str:
@@ -48,8 +62,10 @@ def _install_error_handlers(app: FastAPI) -> None:
         return _reason(400, _validation_reason(error))
 
     @app.exception_handler(HTTPException)
-    async def http_error(_request: Request, error: HTTPException) -> JSONResponse:
-        return _reason(error.status_code, str(error.detail))
+    async def http_error(request: Request, error: HTTPException) -> JSONResponse:
+        if error.status_code == 405:
+            return _reason(405, f"{request.method} is not allowed here", {"Allow": _allowed_methods(app, request)})
+        return _reason(error.status_code, str(error.detail), error.headers)
 
     @app.exception_handler(Exception)
     async def unexpected_error(request: Request, error: Exception) -> JSONResponse:
@@ -70,51 +86,106 @@ async def _name_from_body(request: Request) -> object:
     return body["name"]
 
 
-def current_caller(request: Request, authorization: Annotated[str | None, Header()] = None) -> Caller:
+# Declares the scheme in the document; the header itself is read by authenticate(), which explains
+# what is wrong with a malformed one (the scheme would only say "not authenticated").
+_bearer = HTTPBearer(auto_error=False, description="a token of a member of the Cost Allocation Team")
+
+
+def current_caller(
+    request: Request, _credentials: Annotated[HTTPAuthorizationCredentials | None, Security(_bearer)]
+) -> Caller:
     with request.app.state.engine.connect() as conn:
-        return authenticate(conn, authorization)
+        return authenticate(conn, request.headers.get("authorization"))
 
 
-CallerDep = Annotated[Caller, Depends(current_caller)]
+CallerDep = Annotated[Caller, Security(current_caller)]
+
+
+def known_query_only(request: Request, _caller: CallerDep) -> None:
+    """A query parameter the operation does not take is a 400 (a typo must not be ignored), once
+    the caller is known: a stranger learns nothing but 401."""
+    route = request.scope.get("route")
+    # The endpoints' own parameters: no dependency of theirs takes a query parameter.
+    known = {param.alias for param in route.dependant.query_params} if route else set()
+    unknown = sorted(set(request.query_params) - known)
+    if unknown:
+        takes = f"it takes {', '.join(sorted(known))}" if known else "it takes none"
+        raise BadRequest(f"unknown query parameter {unknown[0]!r}: {takes}")
 
 
 def create_app(settings: Settings) -> FastAPI:
     engine = engine_for(settings.repository_url)
     s3 = s3_client(settings)
     app = FastAPI(
+        dependencies=[Depends(known_query_only)],
         title="costalloc",
         summary="Cost allocations (one S3 bucket each) for the projects of a Synapse-like repository.",
     )
     app.state.engine = engine
     _install_error_handlers(app)
 
-    @app.get("/costAllocation")
-    def list_cost_allocations(
-        _caller: CallerDep,
-        limit: Annotated[int | None, Query()] = None,
-        next_page_token: Annotated[str | None, Query(alias="nextPageToken")] = None,
-    ) -> dict[str, Any]:
+    @app.get(
+        "/costAllocation",
+        operation_id="listCostAllocations",
+        response_model=doc.CostAllocationPage,
+        response_model_exclude_none=True,
+        responses=doc.errors(),
+    )
+    def list_cost_allocations(_caller: CallerDep, limit: doc.Limit = None, next_page_token: doc.PageToken = None) -> dict[str, Any]:
         return service.list_cost_allocations(engine, limit, next_page_token).as_json()
 
-    @app.get("/entity/{entity_id}/costAllocation")
-    def get_cost_allocation(entity_id: str, _caller: CallerDep) -> dict[str, Any]:
+    @app.get(
+        "/entity/{entity_id}/costAllocation",
+        operation_id="getCostAllocation",
+        response_model=doc.CostAllocation,
+        responses=doc.errors(404),
+    )
+    def get_cost_allocation(entity_id: doc.EntityId, _caller: CallerDep) -> dict[str, Any]:
         return service.get_for_project(engine, entity_id).as_json()
 
     # async only to read the body after authentication (a malformed body from a stranger is a 401,
     # not a 400); the blocking work runs in the thread pool like the sync endpoints.
-    @app.post("/entity/{entity_id}/costAllocation")
-    async def assign_cost_allocation(entity_id: str, request: Request, caller: CallerDep) -> JSONResponse:
+    @app.post(
+        "/entity/{entity_id}/costAllocation",
+        operation_id="assignCostAllocation",
+        response_model=doc.CostAllocation,
+        responses={
+            200: {"model": doc.CostAllocation, "description": "assigned to an existing cost allocation"},
+            201: {"model": doc.CostAllocation, "description": "assigned to a new cost allocation, its bucket created"},
+            **doc.errors(404, 409, 503),
+        },
+        openapi_extra=doc.ASSIGN_BODY,
+    )
+    async def assign_cost_allocation(entity_id: doc.EntityId, request: Request, caller: CallerDep) -> JSONResponse:
         name = await _name_from_body(request)
         result = await run_in_threadpool(service.assign, engine, s3, settings, entity_id, name, caller)
         return JSONResponse(result.cost_allocation.as_json(), status_code=201 if result.created else 200)
 
-    @app.delete("/entity/{entity_id}/costAllocation", status_code=204)
-    def unassign_cost_allocation(entity_id: str, caller: CallerDep) -> Response:
+    @app.delete(
+        "/entity/{entity_id}/costAllocation",
+        operation_id="unassignCostAllocation",
+        status_code=204,
+        responses=doc.errors(404, 409),
+    )
+    def unassign_cost_allocation(entity_id: doc.EntityId, caller: CallerDep) -> Response:
         service.unassign(engine, entity_id, caller)
         return Response(status_code=204)
 
-    @app.get("/entity/{entity_id}/uploadDestination")
-    def upload_destination(entity_id: str, caller: CallerDep) -> dict[str, Any]:
+    @app.get(
+        "/entity/{entity_id}/uploadDestination",
+        operation_id="getUploadDestination",
+        response_model=doc.UploadDestination,
+        responses=doc.errors(404),
+    )
+    def upload_destination(entity_id: doc.EntityId, caller: CallerDep) -> dict[str, Any]:
         return service.upload_destination(engine, entity_id, caller).as_json()
 
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = doc.finish_document(
+                get_openapi(title=app.title, version=app.version, summary=app.summary, routes=app.routes)
+            )
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     return app

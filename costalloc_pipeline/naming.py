@@ -10,13 +10,23 @@ from costalloc_pipeline.errors import BadRequest
 
 MAX_NAME_LENGTH = 64  # cost_allocation.name is VARCHAR(64)
 MAX_BUCKET_LENGTH = 63
-# Synapse ids are BIGINT; anything larger cannot be a stored entity.
-MAX_ENTITY_ID = 2**63 - 1
 ENTITY_PREFIX = "syn"
+# Synapse ids are BIGINT; 18 digits (far beyond any real id) keep every id the pattern admits in range.
+MAX_ENTITY_DIGITS = 18
+MAX_ENTITY_ID = 10**MAX_ENTITY_DIGITS - 1
 
-_NAME = re.compile(r"[a-z0-9._-]+")
-# The digit cap only keeps int() cheap; the range check below is the real bound.
-_ENTITY_ID = re.compile(r"(?:syn)?([0-9]{1,40})", re.IGNORECASE)
+# The rules below are written once, as patterns: the service validates with them and the OpenAPI
+# document publishes them (api_schema.py), so what a generated client may send is what is accepted.
+# Surrounding blanks are trimmed; only ASCII ones, so that the pattern says exactly what is trimmed.
+_BLANKS = " \t\r\n"
+_BLANKS_CLASS = r" \t\r\n"
+_NAME_CHARACTERS = "A-Za-z0-9._-"
+NAME_PATTERN = f"^[{_BLANKS_CLASS}]*[{_NAME_CHARACTERS}]{{1,{MAX_NAME_LENGTH}}}[{_BLANKS_CLASS}]*$"
+# `syn123` or `123`, any case of the prefix, no zero id.
+ENTITY_ID_PATTERN = f"^(?:[sS][yY][nN])?0*[1-9][0-9]{{0,{MAX_ENTITY_DIGITS - 1}}}$"
+
+_NAME = re.compile(f"[{_NAME_CHARACTERS}]+")
+_ENTITY_ID = re.compile(ENTITY_ID_PATTERN)
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 _NOT_BUCKET_CHARS = re.compile(r"[^a-z0-9]+")
 # 12 hex digits = 48 bits: a clash between two of a stack's names is beyond any realistic count, and
@@ -27,28 +37,25 @@ _INFIX = "ca"
 
 
 def normalise_name(raw: object) -> str:
-    """The stored form of a cost allocation name: trimmed, lower-cased, validated."""
+    """The stored form of a cost allocation name: trimmed, lower-cased, validated (NAME_PATTERN,
+    with a reason for each way to miss it)."""
     if not isinstance(raw, str):
         raise BadRequest("name must be a string")
-    name = raw.strip().lower()
-    if not name:
+    trimmed = raw.strip(_BLANKS)
+    if not trimmed:
         raise BadRequest("name must not be empty")
-    if len(name) > MAX_NAME_LENGTH:
-        raise BadRequest(f"name must be at most {MAX_NAME_LENGTH} characters, got {len(name)}")
-    if not _NAME.fullmatch(name):
-        raise BadRequest(f"name {raw.strip()!r} may contain only letters a-z, digits 0-9, '-', '.' and '_'")
-    return name
+    if len(trimmed) > MAX_NAME_LENGTH:
+        raise BadRequest(f"name must be at most {MAX_NAME_LENGTH} characters, got {len(trimmed)}")
+    if not _NAME.fullmatch(trimmed):
+        raise BadRequest(f"name {trimmed!r} may contain only letters A-Z and a-z, digits 0-9, '-', '.' and '_'")
+    return trimmed.lower()
 
 
 def parse_entity_id(raw: str) -> int:
-    """`syn123` or `123` -> 123; anything that cannot be a stored entity id is a 400."""
-    match = _ENTITY_ID.fullmatch(raw.strip())
-    if match is None:
-        raise BadRequest(f"entity id {raw!r} is not of the form syn123 or 123")
-    entity_id = int(match.group(1))
-    if not 0 < entity_id <= MAX_ENTITY_ID:
-        raise BadRequest(f"entity id {raw!r} is out of range")
-    return entity_id
+    """`syn123` or `123` -> 123 (ENTITY_ID_PATTERN); anything else is a 400."""
+    if _ENTITY_ID.fullmatch(raw) is None:
+        raise BadRequest(f"entity id {raw!r} is not of the form syn123 or 123 (1 to {MAX_ENTITY_ID})")
+    return int(raw[len(ENTITY_PREFIX) :] if raw[:1] in "sS" else raw)
 
 
 def format_entity_id(entity_id: int) -> str:

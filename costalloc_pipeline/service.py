@@ -9,7 +9,6 @@ overwrite each other (the loser re-reads and tries again).
 from __future__ import annotations
 
 import base64
-import binascii
 import datetime as dt
 import re
 from collections.abc import Iterator
@@ -46,7 +45,11 @@ DEFAULT_PAGE_LIMIT = 50
 MAX_PAGE_LIMIT = 100
 # Each retry follows a concurrent writer's commit; a handful is plenty.
 MAX_ATTEMPTS = 5
-_PAGE_TOKEN = re.compile(r"after:([0-9]{1,19})")
+# A page token is opaque to clients: the id of the last cost allocation of the page before, as 8
+# bytes in URL-safe base64 (11 characters). Every token the pattern admits is a valid place to
+# start: its first character keeps the top bit 0, so the id stays in BIGINT's range.
+PAGE_TOKEN_PATTERN = "^[A-Za-f][A-Za-z0-9_-]{10}$"
+_PAGE_TOKEN = re.compile(PAGE_TOKEN_PATTERN)
 
 Bind = Engine | Connection
 
@@ -172,18 +175,13 @@ def plan_finish_removal(current: Association | None) -> AssociationChange | None
 
 
 def encode_page_token(last_id: int) -> str:
-    return base64.urlsafe_b64encode(f"after:{last_id}".encode("ascii")).decode("ascii").rstrip("=")
+    return base64.urlsafe_b64encode(last_id.to_bytes(8, "big")).decode("ascii").rstrip("=")
 
 
 def decode_page_token(token: str) -> int:
-    try:
-        raw = base64.b64decode(token + "=" * (-len(token) % 4), altchars=b"-_", validate=True).decode("ascii")
-    except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise BadRequest("invalid nextPageToken") from None
-    match = _PAGE_TOKEN.fullmatch(raw)
-    if match is None:
-        raise BadRequest("invalid nextPageToken")
-    return int(match.group(1))
+    if _PAGE_TOKEN.fullmatch(token) is None:
+        raise BadRequest("invalid nextPageToken: pass back the one the previous page returned")
+    return int.from_bytes(base64.urlsafe_b64decode(token + "="), "big")
 
 
 def page_limit(limit: int | None) -> int:
@@ -220,7 +218,8 @@ def _require_project(conn: Connection, project_id: int) -> None:
     if node_type is None:
         raise NotFound(f"entity {format_entity_id(project_id)} does not exist")
     if node_type != NodeType.PROJECT.value:
-        raise BadRequest(
+        # Not a malformed request: the id is well formed, there is just no such project (404).
+        raise NotFound(
             f"entity {format_entity_id(project_id)} is a {node_type.lower()}; only projects have a cost allocation"
         )
 
@@ -361,7 +360,7 @@ def _insert_allocation(conn: Connection, name: str, bucket: str, caller: Caller)
 
 def list_cost_allocations(bind: Bind, limit: int | None = None, page_token: str | None = None) -> Page:
     size = page_limit(limit)
-    after = decode_page_token(page_token) if page_token else 0
+    after = decode_page_token(page_token) if page_token is not None else 0
     with _transaction(bind) as conn:
         found = _load_allocations(conn, cost_allocation.c.id > after, limit=size + 1)
     page = found[:size]

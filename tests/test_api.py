@@ -179,10 +179,10 @@ def test_only_projects_can_be_associated(api: TestClient, entities, settings: Se
     entities.file(30, parent_id=20, project_id=10)
     for entity in ("syn20", "syn30"):
         response = api.post(f"/entity/{entity}/costAllocation", json={"name": "lab-a"})
-        assert response.status_code == 400
+        assert response.status_code == 404
         assert "only projects" in response.json()["reason"]
-        assert api.get(f"/entity/{entity}/costAllocation").status_code == 400
-        assert api.delete(f"/entity/{entity}/costAllocation").status_code == 400
+        assert api.get(f"/entity/{entity}/costAllocation").status_code == 404
+        assert api.delete(f"/entity/{entity}/costAllocation").status_code == 404
     unknown = api.post("/entity/syn999/costAllocation", json={"name": "lab-a"})
     assert unknown.status_code == 404
     assert "does not exist" in unknown.json()["reason"]
@@ -207,3 +207,17 @@ def test_unexpected_errors_are_a_bare_500(api: TestClient, entities, settings: S
     response = api.post("/entity/syn10/costAllocation", json={"name": "lab-a"})
     assert response.status_code == 500
     assert response.json() == {"reason": "internal server error"}
+
+
+def test_a_method_the_path_does_not_take_is_a_405_that_lists_the_ones_it_does(api: TestClient) -> None:
+    """RFC 9110: a 405 carries `Allow`, with every method of the path (not only one route's)."""
+    for method, path, allowed in [
+        ("TRACE", "/entity/syn1/costAllocation", "DELETE, GET, POST"),
+        ("PUT", "/entity/syn1/costAllocation", "DELETE, GET, POST"),
+        ("POST", "/costAllocation", "GET"),
+        ("DELETE", "/entity/1/uploadDestination", "GET"),
+    ]:
+        response = api.request(method, path)
+        assert response.status_code == 405, (method, path)
+        assert response.headers["Allow"] == allowed
+        assert method in response.json()["reason"]

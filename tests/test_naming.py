@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from costalloc_pipeline.errors import BadRequest
 from costalloc_pipeline.naming import (
+    ENTITY_ID_PATTERN,
     MAX_NAME_LENGTH,
+    NAME_PATTERN,
     bucket_name_for,
     format_entity_id,
     is_valid_bucket_name,
@@ -41,13 +47,18 @@ def test_bad_names_are_refused_with_a_reason(raw: object, reason: str) -> None:
         normalise_name(raw)
 
 
-@pytest.mark.parametrize(("raw", "expected"), [("syn123", 123), ("123", 123), ("SYN7", 7), (str(2**63 - 1), 2**63 - 1)])
+@pytest.mark.parametrize(
+    ("raw", "expected"), [("syn123", 123), ("123", 123), ("SYN7", 7), ("sYn007", 7), ("9" * 18, 10**18 - 1)]
+)
 def test_entity_ids_with_or_without_prefix(raw: str, expected: int) -> None:
     assert parse_entity_id(raw) == expected
     assert format_entity_id(expected) == f"syn{expected}"
 
 
-@pytest.mark.parametrize("raw", ["-1", "syn-1", "0", "syn0", str(2**63), "9" * 40, "9" * 41, "abc", "syn", "", "12a", "1.5", "syn 1"])
+@pytest.mark.parametrize(
+    "raw",
+    ["-1", "syn-1", "0", "syn0", "9" * 19, str(2**63), "9" * 41, "abc", "syn", "", "12a", "1.5", "syn 1", " syn1", "syn1\n", "\u0661"],
+)
 def test_bad_entity_ids_are_a_400(raw: str) -> None:
     with pytest.raises(BadRequest):
         parse_entity_id(raw)
@@ -102,3 +113,19 @@ def test_stacks_that_cannot_prefix_a_bucket_are_refused() -> None:
 )
 def test_bucket_name_rules(bucket: str, valid: bool) -> None:
     assert is_valid_bucket_name(bucket) is valid
+
+
+# The OpenAPI document publishes these patterns: the service must accept exactly what they admit.
+@pytest.mark.parametrize(("rule", "pattern"), [(normalise_name, NAME_PATTERN), (parse_entity_id, ENTITY_ID_PATTERN)])
+def test_a_value_is_accepted_exactly_when_the_published_pattern_admits_it(rule, pattern: str) -> None:
+    @settings(max_examples=300, deadline=None)
+    @given(st.one_of(st.text(max_size=80), st.from_regex(pattern, fullmatch=True)))
+    def check(raw: str) -> None:
+        try:
+            rule(raw)
+            accepted = True
+        except BadRequest:
+            accepted = False
+        assert accepted == (re.fullmatch(pattern, raw) is not None), raw
+
+    check()

@@ -3,21 +3,14 @@
 from __future__ import annotations
 
 import os
-import signal
-import socket
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
+from helpers.serving import init, run_costalloc, serving
 
 from costalloc_pipeline.config import Settings
-from costalloc_pipeline.embedded import free_port
-
-COSTALLOC = str(Path(sys.executable).with_name("costalloc"))
 
 
 def _environment(settings: Settings) -> dict[str, str]:
@@ -31,39 +24,13 @@ def _environment(settings: Settings) -> dict[str, str]:
     }
 
 
-def _wait_for_port(port: int, process: subprocess.Popen, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"costalloc serve exited with {process.returncode}: {process.stdout.read()}")
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.1)
-    raise AssertionError("costalloc serve did not listen in time")
-
-
 @pytest.fixture
 def served(settings: Settings) -> Iterator[tuple[str, str, subprocess.Popen]]:
     """(base URL, admin token, server process) of a freshly initialised stack."""
     environment = _environment(settings)
-    init = subprocess.run([COSTALLOC, "init"], env=environment, capture_output=True, text=True, timeout=120)
-    assert init.returncode == 0, init.stderr
-    token = next(line.rsplit(" ", 1)[1] for line in init.stdout.splitlines() if line.startswith("admin token"))
-    port = free_port()
-    process = subprocess.Popen(
-        [COSTALLOC, "serve", "--port", str(port), "--log-level", "warning"],
-        env=environment,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    try:
-        _wait_for_port(port, process)
-        yield f"http://127.0.0.1:{port}", token, process
-    finally:
-        process.send_signal(signal.SIGTERM)
-        process.wait(timeout=30)
+    token = init(environment)
+    with serving(environment) as (base, process):
+        yield base, token, process
 
 
 @pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
@@ -72,10 +39,8 @@ def test_a_new_user_manages_cost_allocations_over_http(served, settings: Setting
     for project in (1, 2, 3, 5):
         entities.project(project)
     entities.folder(4, parent_id=1, project_id=1)
-    member = subprocess.run(
-        [COSTALLOC, "team", "add-member", "alice"], env=_environment(settings), capture_output=True, text=True, timeout=60
-    )
-    alice_token = member.stdout.strip().rsplit(" ", 1)[1]
+    member = run_costalloc(["team", "add-member", "alice"], _environment(settings), timeout=60)
+    alice_token = member.strip().rsplit(" ", 1)[1]
 
     with httpx.Client(base_url=base, headers={"Authorization": f"Bearer {alice_token}"}, timeout=30) as alice:
         assert alice.post("/entity/syn1/costAllocation", json={"name": "Lab-A"}).status_code == 201
@@ -103,7 +68,7 @@ def test_a_new_user_manages_cost_allocations_over_http(served, settings: Setting
     statuses = {case: response.status_code for case, response in errors.items()}
     assert statuses == {
         "bad name": 400,
-        "folder": 400,
+        "folder": 404,
         "unknown": 404,
         "bad id": 400,
         "removing again": 204,
