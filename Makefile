@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo dev test bench soak clean
+.PHONY: install demo dev test check bench soak clean
 
 $(STAMP): requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,11 @@ dev: install
 
 test: install
 	$(BIN)/pytest -n 2 --dist loadfile
+
+# The gate CI runs before the tests: lint and format (ruff).
+check: install
+	$(BIN)/ruff check costalloc_pipeline tests bench
+	$(BIN)/ruff format --check costalloc_pipeline tests bench
 
 bench: install
 	$(BIN)/python -m bench

@@ -66,7 +66,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     race.add_argument("--files", type=_positive, default=2000, help="objects in the moved project (default 2000)")
     race.add_argument("--object-size", type=_positive, default=1024, help="bytes per object (default 1024)")
     race.add_argument(
-        "--rounds", type=_positive, default=3,
+        "--rounds",
+        type=_positive,
+        default=3,
         help="rounds of every race lane, and runs of each repeatable planning step (default 3)",
     )
     race.add_argument("--latency-ms", type=_positive, default=50, help="delay added per request in the latency lane")
@@ -80,7 +82,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     scale = parser.add_argument_group("planning at scale")
     scale.add_argument("--scale-total", type=_positive, default=SCALE_TOTAL, help="handle versions in the repository")
     scale.add_argument(
-        "--scale-projects", type=_sizes, default=_sizes(SCALE_PROJECTS),
+        "--scale-projects",
+        type=_sizes,
+        default=_sizes(SCALE_PROJECTS),
         help=f"sizes of the measured projects, comma-separated (default {SCALE_PROJECTS})",
     )
     scale.add_argument("--skip-scale", action="store_true")

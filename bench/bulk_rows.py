@@ -59,7 +59,8 @@ def layout(project_versions: Sequence[int], total_versions: int, filler_versions
 # One statement per table and project; `:first`/`:last` bound the project's file entities, and
 # handle ids are (entity - 1) * VERSIONS + version.
 _NODES = """
-INSERT INTO node (id, name, node_type, parent_id, project_id, current_version, etag, created_on, created_by, modified_on)
+INSERT INTO node (id, name, node_type, parent_id, project_id, current_version, etag, created_on, created_by,
+                  modified_on)
 SELECT :base_id + e, 'file_' || e || '.csv', 'FILE', :project, :project, :versions,
        md5('n' || e)::uuid::text, :start + e * :step, 3350001, :start + e * :step
 FROM generate_series(CAST(:first AS bigint), CAST(:last AS bigint)) AS e
@@ -76,7 +77,8 @@ SELECT h, md5('f' || h)::uuid::text, NULL, :start + e * :step, 3350001, :start +
        1024 + h % 4096, md5(h::text), :bucket, 'file_' || e || '.csv',
        '3350001/' || md5('k' || h)::uuid || '/file_' || e || '.csv', 1, NULL, false, 'AVAILABLE'
 FROM (SELECT e, (e - 1) * :versions + v AS h
-      FROM generate_series(CAST(:first AS bigint), CAST(:last AS bigint)) AS e, generate_series(1, :versions) AS v) AS handles
+      FROM generate_series(CAST(:first AS bigint), CAST(:last AS bigint)) AS e,
+           generate_series(1, :versions) AS v) AS handles
 """
 
 

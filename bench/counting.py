@@ -17,7 +17,7 @@ class RequestCounter:
         self.calls: Counter[str] = Counter()
         self.http_requests = 0
 
-    def attach(self, client: Any) -> "RequestCounter":
+    def attach(self, client: Any) -> RequestCounter:
         client.meta.events.register("before-call.s3", self._on_call)
         client.meta.events.register("before-send.s3", self._on_send)
         return self

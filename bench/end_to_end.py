@@ -32,15 +32,17 @@ def time_relocate_job(stage: MoveStage) -> JobRun:
         from costalloc_pipeline.local_runner import LocalRunner
     except Exception as error:  # noqa: BLE001 - any import failure means "not measurable now"
         return JobRun(None, 0, f"the Dagster code location does not import: {type(error).__name__}: {error}")
-    with tempfile.TemporaryDirectory(prefix="costalloc-bench-dagster-") as home:
-        with dg.DagsterInstance.local_temp(home, overrides={"telemetry": {"enabled": False}}) as instance:
-            runner = LocalRunner(stage.settings, instance)
-            started = time.perf_counter()
-            try:
-                results = runner.tick()
-            except Exception as error:  # noqa: BLE001 - reported, so the other figures still print
-                return JobRun(None, 0, f"the run failed: {type(error).__name__}: {error}")
-            seconds = time.perf_counter() - started
+    with (
+        tempfile.TemporaryDirectory(prefix="costalloc-bench-dagster-") as home,
+        dg.DagsterInstance.local_temp(home, overrides={"telemetry": {"enabled": False}}) as instance,
+    ):
+        runner = LocalRunner(stage.settings, instance)
+        started = time.perf_counter()
+        try:
+            results = runner.tick()
+        except Exception as error:  # noqa: BLE001 - reported, so the other figures still print
+            return JobRun(None, 0, f"the run failed: {type(error).__name__}: {error}")
+        seconds = time.perf_counter() - started
     moved = runner.tally.moved_files.get(stage.project_id, 0)
     if not results or moved != stage.files:
         return JobRun(None, moved, f"the sensor's run moved {moved} of {stage.files} files")

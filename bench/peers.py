@@ -52,22 +52,34 @@ def _environment(stage: MoveStage) -> dict[str, str]:
         "AWS_REGION": settings.s3_region,
         "AWS_DEFAULT_REGION": settings.s3_region,
         "AWS_ACCESS_KEY_ID": credentials.get("aws_access_key_id", os.environ.get("AWS_ACCESS_KEY_ID", "")),
-        "AWS_SECRET_ACCESS_KEY": credentials.get(
-            "aws_secret_access_key", os.environ.get("AWS_SECRET_ACCESS_KEY", "")
-        ),
+        "AWS_SECRET_ACCESS_KEY": credentials.get("aws_secret_access_key", os.environ.get("AWS_SECRET_ACCESS_KEY", "")),
     }
 
 
 def s5cmd_command(stage: MoveStage) -> list[str]:
     endpoint = stage.settings.s3_endpoint_url or ""
-    return [_tool("s5cmd"), "--endpoint-url", endpoint, "mv", f"s3://{stage.source_bucket}/*", f"s3://{stage.target_bucket}/"]
+    return [
+        _tool("s5cmd"),
+        "--endpoint-url",
+        endpoint,
+        "mv",
+        f"s3://{stage.source_bucket}/*",
+        f"s3://{stage.target_bucket}/",
+    ]
 
 
 def awscli_command(stage: MoveStage) -> list[str]:
     endpoint = stage.settings.s3_endpoint_url or ""
     return [
-        _tool("aws"), "--endpoint-url", endpoint, "s3", "mv",
-        f"s3://{stage.source_bucket}/", f"s3://{stage.target_bucket}/", "--recursive", "--only-show-errors",
+        _tool("aws"),
+        "--endpoint-url",
+        endpoint,
+        "s3",
+        "mv",
+        f"s3://{stage.source_bucket}/",
+        f"s3://{stage.target_bucket}/",
+        "--recursive",
+        "--only-show-errors",
     ]
 
 

@@ -41,8 +41,19 @@ def sampling(processes: Mapping[str, int], out_dir: Path) -> Iterator[dict[str, 
     paths = {name: out_dir / f"{name}.txt" for name in processes}
     recorders = [
         subprocess.Popen(
-            [str(py_spy), "record", "--pid", str(pid), "--rate", str(SAMPLES_PER_SECOND), "--format", "raw",
-             "--output", str(paths[name]), "--nonblocking"],
+            [
+                str(py_spy),
+                "record",
+                "--pid",
+                str(pid),
+                "--rate",
+                str(SAMPLES_PER_SECOND),
+                "--format",
+                "raw",
+                "--output",
+                str(paths[name]),
+                "--nonblocking",
+            ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
         )

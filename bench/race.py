@@ -100,6 +100,7 @@ def run_race(
                 result.relocations.append(relocation)
             say(
                 f"round {round_number + 1}/{options.rounds} {lane}: {run.files_per_second:.1f} files/s, "
-                f"moto {run.server_cpu_ms_per_file:.2f} ms CPU/file, client {run.client_cpu_ms_per_file:.2f} ms CPU/file"
+                f"moto {run.server_cpu_ms_per_file:.2f} ms CPU/file, "
+                f"client {run.client_cpu_ms_per_file:.2f} ms CPU/file"
             )
     return result

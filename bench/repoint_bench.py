@@ -87,7 +87,8 @@ def run_repoint(
 
         if len(repointed) != len(batched) or baseline_done != len(baseline):
             raise RepointMismatch(
-                f"repointed {len(repointed)} of {len(batched)} (batched) and {baseline_done} of {len(baseline)} (per row)"
+                f"repointed {len(repointed)} of {len(batched)} (batched) and "
+                f"{baseline_done} of {len(baseline)} (per row)"
             )
         result = RepointResult(len(batched), seconds, len(baseline), baseline_seconds)
         say(

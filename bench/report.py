@@ -152,7 +152,9 @@ class BenchReport:
                 "total_versions": self.scale.total_versions,
                 "rows_seconds": self.scale.rows_seconds,
                 "full_refresh": self.scale.full_refresh.figures if self.scale.full_refresh else None,
-                "incremental_refresh": self.scale.incremental_refresh.figures if self.scale.incremental_refresh else None,
+                "incremental_refresh": self.scale.incremental_refresh.figures
+                if self.scale.incremental_refresh
+                else None,
                 "files_out_of_place": {str(size): probe.figures for size, probe in self.scale.out_of_place.items()},
             }
         if self.repoint is not None:
@@ -208,7 +210,8 @@ class BenchReport:
                 f"repoint on PostgreSQL: {r.handles:,} etag-conditional repoints in {r.seconds:.2f} s = "
                 f"{r.handles_per_second:,.0f} handles/s",
                 f"  per-row autocommit baseline: {r.baseline_handles:,} in {r.baseline_seconds:.2f} s = "
-                f"{r.baseline_per_second:,.0f} handles/s; batched/baseline {r.handles_per_second / r.baseline_per_second:.1f}x",
+                f"{r.baseline_per_second:,.0f} handles/s; "
+                f"batched/baseline {r.handles_per_second / r.baseline_per_second:.1f}x",
             ]
         if self.request_costs:
             out += ["", "moto CPU per request, by kind (1 KiB objects, the same core placement as the race):"]
@@ -218,12 +221,17 @@ class BenchReport:
                 f"= {peer_bound(self.request_costs):.2f}"
             )
         for profile in self.profiles:
-            out += ["", f"profile of {profile.name} ({profile.samples} samples of running threads; raw: {profile.raw_path})"]
+            out += [
+                "",
+                f"profile of {profile.name} ({profile.samples} samples of running threads; raw: {profile.raw_path})",
+            ]
             out += [f"  self {spot.share:6.1%}  {spot.frame}" for spot in profile.self_time]
         out += ["", "targets:"]
         for check in self.checks():
             verdict = "met" if check.met else "MISSED"
-            out.append(f"  {check.name:36s} {check.value:14,.3f}  target {check.comparison} {check.threshold:g}  {verdict}")
+            out.append(
+                f"  {check.name:36s} {check.value:14,.3f}  target {check.comparison} {check.threshold:g}  {verdict}"
+            )
         return out
 
     def _race_lines(self) -> list[str]:
@@ -264,7 +272,11 @@ class BenchReport:
     def _scale_lines(self) -> list[str]:
         assert self.scale is not None
         scale = self.scale
-        out = ["", f"planning at scale on PostgreSQL: {scale.total_versions:,} handle versions ({scale.rows_seconds:.0f} s to write)"]
+        out = [
+            "",
+            f"planning at scale on PostgreSQL: {scale.total_versions:,} handle versions "
+            f"({scale.rows_seconds:.0f} s to write)",
+        ]
         if scale.full_refresh is not None:
             f = scale.full_refresh
             out.append(f"  initial full refresh: {f.seconds:.1f} s, peak RSS {f.peak_rss_mb:.0f} MB")

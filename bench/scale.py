@@ -112,7 +112,10 @@ def run_scale(
             insert_projects(conn, projects, settings.default_bucket)
         result = ScaleResult(total_versions=sum(p.versions for p in projects))
         result.rows_seconds = time.perf_counter() - started
-        say(f"scale: {result.total_versions} handle versions in {len(projects)} projects written in {result.rows_seconds:.1f} s")
+        say(
+            f"scale: {result.total_versions} handle versions in {len(projects)} projects "
+            f"written in {result.rows_seconds:.1f} s"
+        )
         measured = projects[: len(options.project_versions)]
         _assign_all(url, settings, [project.project_id for project in measured])
         result.full_refresh = probe("refresh", url)

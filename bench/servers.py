@@ -8,8 +8,9 @@ import os
 import subprocess
 import urllib.request
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
+from typing import Self
 
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
@@ -34,7 +35,7 @@ class MotoServer:
     def endpoint(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def __enter__(self) -> "MotoServer":
+    def __enter__(self) -> Self:
         self._process = start_moto(self.port, log_path=self.log_path)
         return self
 
@@ -77,10 +78,9 @@ class MotoServer:
         # Every thread of the server; threads made later (one per request) inherit the accepting
         # thread's affinity.
         for task in Path(f"/proc/{self.pid}/task").iterdir():
-            try:
+            # A request thread may have just ended.
+            with suppress(ProcessLookupError):
                 os.sched_setaffinity(int(task.name), cores)
-            except ProcessLookupError:
-                pass  # a request thread that has just ended
 
     def reset(self) -> None:
         """Forget every bucket and object, so each measured move starts from the same state."""
@@ -102,7 +102,7 @@ class PostgresDatabases:
         self._template: str | None = None
         self._admin: Engine | None = None
 
-    def __enter__(self) -> "PostgresDatabases":
+    def __enter__(self) -> Self:
         self._admin = create_engine(self.admin_url, isolation_level="AUTOCOMMIT")
         return self
 

@@ -15,7 +15,7 @@ class Spread:
     samples: int
 
     @classmethod
-    def of(cls, values: Sequence[float]) -> "Spread":
+    def of(cls, values: Sequence[float]) -> Spread:
         if not values:
             raise ValueError("no samples")
         return cls(statistics.median(values), min(values), max(values), len(values))

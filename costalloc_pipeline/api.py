@@ -80,9 +80,9 @@ async def _name_from_body(request: Request) -> object:
         body = json.loads(raw) if raw else None
     # ValueError covers bad JSON, bad UTF-8 and over-long integers; RecursionError, deep nesting.
     except (ValueError, RecursionError):
-        raise BadRequest("the body must be JSON: {\"name\": \"<cost allocation name>\"}") from None
+        raise BadRequest('the body must be JSON: {"name": "<cost allocation name>"}') from None
     if not isinstance(body, dict) or "name" not in body:
-        raise BadRequest("the body must be a JSON object with a \"name\"")
+        raise BadRequest('the body must be a JSON object with a "name"')
     return body["name"]
 
 
@@ -131,7 +131,9 @@ def create_app(settings: Settings) -> FastAPI:
         response_model_exclude_none=True,
         responses=doc.errors(),
     )
-    def list_cost_allocations(_caller: CallerDep, limit: doc.Limit = None, next_page_token: doc.PageToken = None) -> dict[str, Any]:
+    def list_cost_allocations(
+        _caller: CallerDep, limit: doc.Limit = None, next_page_token: doc.PageToken = None
+    ) -> dict[str, Any]:
         return service.list_cost_allocations(engine, limit, next_page_token).as_json()
 
     @app.get(

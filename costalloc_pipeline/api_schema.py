@@ -71,7 +71,10 @@ EntityId = Annotated[
 ]
 Limit = Annotated[
     int | None,
-    Query(json_schema_extra={"minimum": 1, "maximum": MAX_PAGE_LIMIT}, description=f"page size (default {DEFAULT_PAGE_LIMIT})"),
+    Query(
+        json_schema_extra={"minimum": 1, "maximum": MAX_PAGE_LIMIT},
+        description=f"page size (default {DEFAULT_PAGE_LIMIT})",
+    ),
 ]
 PageToken = Annotated[
     str | None,

@@ -34,9 +34,9 @@ from sqlalchemy import Connection, Select, and_, func, not_, or_, select, tuple_
 
 from costalloc_pipeline.buckets import ARCHIVE_RULE_ID, ARCHIVE_TAG
 from costalloc_pipeline.db import utcnow
-from costalloc_pipeline.mover.objects import carries_archive_tag, head, read_md5, unquote
 from costalloc_pipeline.mover.lease import live_runs
 from costalloc_pipeline.mover.ledger import REPOINTED_ON
+from costalloc_pipeline.mover.objects import carries_archive_tag, head, read_md5, unquote
 from costalloc_pipeline.placement import live_condition, load_placement
 from costalloc_pipeline.schema.repository import MoveState, files, move_ledger
 from costalloc_pipeline.storage_classes import ARCHIVE_STORAGE_CLASSES
@@ -216,7 +216,8 @@ def _moved_etags(conn: Connection, handle_ids: Sequence[int]) -> dict[int, str]:
             move_ledger.c.target_object_etag.is_not(None),
         )
     )
-    return {handle_id: etag for handle_id, etag in rows}
+    # .all(): dict() would take a Result, which has keys(), for a mapping.
+    return dict(rows.all())
 
 
 def _batches(conn: Connection, query: Select, batch: int) -> Iterator[list[Any]]:
@@ -289,8 +290,12 @@ class _Audit:
             handles = [AuditedHandle(*row) for row in rows]
             self.violations.checked_handles += len(handles)
             moved = _moved_etags(self.conn, [h.id for h in handles])
-            problems = self.pool.map(lambda h: check_handle(self.s3, h, self.read_back, moved.get(h.id)), handles)
-            suspects = {h.id: p for h, p in zip(handles, problems) if p is not None}
+            # The zip below waits for every check within this iteration; `moved` is bound anyway so a
+            # check can never see the next batch's etags.
+            problems = self.pool.map(
+                lambda h, moved=moved: check_handle(self.s3, h, self.read_back, moved.get(h.id)), handles
+            )
+            suspects = {h.id: p for h, p in zip(handles, problems, strict=False) if p is not None}
             for handle_id, problem in sorted(self._confirm(suspects).items()):
                 self.violations.add(problem, handle_id)
 
@@ -311,7 +316,7 @@ class _Audit:
         for rows in _batches(self.conn, _archives_query(self.retention_days, self.sample), self.batch):
             self.violations.checked_archives += len(rows)
             problems = self.pool.map(lambda row: _check_archive(self.s3, row[0], row[1]), rows)
-            for (_, _, handle_id), problem in zip(rows, problems):
+            for (_, _, handle_id), problem in zip(rows, problems, strict=False):
                 if problem is not None:
                     self.violations.add(problem, handle_id)
 
@@ -332,7 +337,7 @@ class _Audit:
         half_done_query = select(move_ledger.c.file_handle_id, move_ledger.c.state).where(
             or_(
                 move_ledger.c.state == MoveState.COPIED.value,
-                and_(move_ledger.c.state == MoveState.REPOINTED.value, REPOINTED_ON <= self.archives_due_before),
+                and_(move_ledger.c.state == MoveState.REPOINTED.value, self.archives_due_before >= REPOINTED_ON),
             )
         )
         if self.in_progress_runs:

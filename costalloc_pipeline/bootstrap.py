@@ -63,7 +63,12 @@ def bootstrap(settings: Settings) -> BootstrapResult:
     # and a refusal from S3 leaves the stack uninitialised rather than half set up.
     provision_bucket(s3_client(settings), settings.default_bucket, DEFAULT_BUCKET_TAG_VALUE, settings)
     with engine_for(settings.repository_url).begin() as conn:
-        if conn.execute(select(storage_location.c.id).where(storage_location.c.id == DEFAULT_STORAGE_LOCATION_ID)).first() is None:
+        if (
+            conn.execute(
+                select(storage_location.c.id).where(storage_location.c.id == DEFAULT_STORAGE_LOCATION_ID)
+            ).first()
+            is None
+        ):
             conn.execute(
                 insert(storage_location).values(
                     id=DEFAULT_STORAGE_LOCATION_ID,
@@ -76,7 +81,10 @@ def bootstrap(settings: Settings) -> BootstrapResult:
             if conn.dialect.name == "postgresql":
                 # An explicit id does not advance the serial sequence; later locations must not reuse 1.
                 conn.execute(
-                    text("SELECT setval(pg_get_serial_sequence('storage_location', 'id'), (SELECT max(id) FROM storage_location))")
+                    text(
+                        "SELECT setval(pg_get_serial_sequence('storage_location', 'id'), "
+                        "(SELECT max(id) FROM storage_location))"
+                    )
                 )
         if conn.execute(select(team.c.id).where(team.c.name == COST_ALLOCATION_TEAM)).first() is None:
             conn.execute(insert(team).values(name=COST_ALLOCATION_TEAM, created_on=utcnow()))

@@ -153,11 +153,11 @@ class Settings:
         for name, value in validate_values(current).items():
             object.__setattr__(self, name, value)
 
-    def with_changes(self, **changes: object) -> "Settings":
+    def with_changes(self, **changes: object) -> Settings:
         return replace(self, **changes)
 
     @classmethod
-    def from_env(cls) -> "Settings":
+    def from_env(cls) -> Settings:
         env = os.environ.get
         # Only the variables that are set: the others keep the field's default. Text is checked by validate().
         given: dict[str, Any] = {

@@ -15,7 +15,7 @@ import threading
 import time
 import urllib.request
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import dagster as dg
 import uvicorn
@@ -55,10 +55,12 @@ class Api:
     def __init__(self, settings: Settings, token: str) -> None:
         self.port = free_port()
         self.token = token
-        self.server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=self.port, log_level="warning"))
+        self.server = uvicorn.Server(
+            uvicorn.Config(create_app(settings), host="127.0.0.1", port=self.port, log_level="warning")
+        )
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
-    def __enter__(self) -> "Api":
+    def __enter__(self) -> Self:
         self.thread.start()
         while not self.server.started:
             time.sleep(0.05)
@@ -118,10 +120,13 @@ def run_demo(workdir: Path) -> int:
 
 def _demo(settings: Settings) -> int:
     token = bootstrap(settings).admin_token
-    report = seed_repository(settings, SeedSpec(projects=4, folders_per_project=2, files_per_folder=12, versions_per_file=2))
+    report = seed_repository(
+        settings, SeedSpec(projects=4, folders_per_project=2, files_per_folder=12, versions_per_file=2)
+    )
     say(
         f"seeded {len(report.project_ids)} projects, {report.handles} handles, {report.objects} objects "
-        f"({report.object_bytes} bytes); shared handles, same-key pairs and {len(report.external_handle_ids)} external handles"
+        f"({report.object_bytes} bytes); shared handles, same-key pairs and "
+        f"{len(report.external_handle_ids)} external handles"
     )
     s3 = s3_client(settings)
     external_before = external_snapshot(s3, report.external_bucket)
@@ -165,7 +170,9 @@ def _finish(settings, s3, report, tally: Tally, before, after, external_before, 
             select(func.count()).select_from(move_ledger).where(move_ledger.c.state == MoveState.REPOINTED.value)
         ).scalar_one()
     print()
-    print(f"{'project':>10} {'files moved':>12} {'bytes moved':>12} {'archived':>9} {'conflicts':>10} {'misplaced':>10}")
+    print(
+        f"{'project':>10} {'files moved':>12} {'bytes moved':>12} {'archived':>9} {'conflicts':>10} {'misplaced':>10}"
+    )
     for project, item in progress.items():
         print(
             f"{project:>10} {tally.moved_files.get(project, 0):>12} {tally.moved_bytes.get(project, 0):>12} "

@@ -20,7 +20,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from urllib.parse import quote, unquote, urlsplit
@@ -54,14 +54,15 @@ def start_moto(
     if recording is not None:
         env["MOTO_ENABLE_RECORDING"] = "True"
         env["MOTO_RECORDER_FILEPATH"] = str(recording)
-    log = open(log_path, "ab") if log_path else subprocess.DEVNULL
-    process = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env=env,
-        start_new_session=True,
-    )
+    # The child gets its own copy of the log's descriptor, so ours can close once Popen returns.
+    with open(log_path, "ab") if log_path else nullcontext(subprocess.DEVNULL) as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+        )
     endpoint = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
     while not is_serving(endpoint):

@@ -54,4 +54,3 @@ def build_definitions(settings: Settings) -> dg.Definitions:
         schedules=[rescan_projects, finish_moves_daily, report_storage_hourly, audit_repository_daily],
         resources=build_resources(settings),
     )
-

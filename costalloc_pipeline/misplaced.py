@@ -121,7 +121,8 @@ def own_handles_query(project_id: int, target_bucket: str, managed_buckets: Coll
 def previews_query(preview_ids: Sequence[int], target_bucket: str, managed_buckets: Collection[str]) -> Select:
     """The misplaced ones among these previews."""
     return select(*_handle_columns(file_replication)).where(
-        file_replication.c.id.in_(list(preview_ids)), misplaced_condition(file_replication, target_bucket, managed_buckets)
+        file_replication.c.id.in_(list(preview_ids)),
+        misplaced_condition(file_replication, target_bucket, managed_buckets),
     )
 
 
@@ -153,15 +154,17 @@ def _blocks_by_copy(conn: Connection, query: Select | CompoundSelect, schema: pa
         ),
     }
     pending = io.BytesIO()
-    with conn.connection.driver_connection.cursor() as cursor:
+    with (
+        conn.connection.driver_connection.cursor() as cursor,
         # psycopg binds the parameters client-side: COPY itself takes none.
-        with cursor.copy(f"COPY ({compiled}) TO STDOUT WITH (FORMAT csv)", compiled.params) as copy:
-            # Each block is whole rows, so the blocks gathered so far are a CSV document on their own.
-            for block in copy:
-                pending.write(block)
-                if pending.tell() >= CSV_BLOCK_BYTES:
-                    yield pacsv.read_csv(pa.BufferReader(pending.getvalue()), **options)
-                    pending = io.BytesIO()
+        cursor.copy(f"COPY ({compiled}) TO STDOUT WITH (FORMAT csv)", compiled.params) as copy,
+    ):
+        # Each block is whole rows, so the blocks gathered so far are a CSV document on their own.
+        for block in copy:
+            pending.write(block)
+            if pending.tell() >= CSV_BLOCK_BYTES:
+                yield pacsv.read_csv(pa.BufferReader(pending.getvalue()), **options)
+                pending = io.BytesIO()
     if pending.tell():
         yield pacsv.read_csv(pa.BufferReader(pending.getvalue()), **options)
 
@@ -171,7 +174,11 @@ def _blocks_by_cursor(conn: Connection, query: Select | CompoundSelect, schema: 
     result = conn.execute(query.execution_options(stream_results=True, yield_per=FETCH_ROWS))
     for rows in result.partitions():
         yield pa.Table.from_arrays(
-            [pa.array(values, type=field.type) for values, field in zip(zip(*rows), schema)], schema=schema
+            [
+                pa.array(values, type=field.type)
+                for values, field in zip(zip(*rows, strict=False), schema, strict=False)
+            ],
+            schema=schema,
         )
 
 
@@ -212,14 +219,18 @@ def files_out_of_place(
     preview_ids: list[pa.Array] = []
     with connected(replica) as conn:
         # Block by block, so only the misplaced rows are kept, never the whole project twice.
-        for block in _fetch_blocks(conn, own_handles_query(project_id, target_bucket, managed_buckets), OWN_HANDLES_SCHEMA):
+        for block in _fetch_blocks(
+            conn, own_handles_query(project_id, target_bucket, managed_buckets), OWN_HANDLES_SCHEMA
+        ):
             misplaced.append(block.filter(block["misplaced"]).select(HANDLE_SCHEMA.names))
             preview_ids.append(block["preview_id"].drop_null())
         own = _concat(misplaced, HANDLE_SCHEMA)
         wanted = pc.unique(pa.chunked_array(preview_ids, type=pa.int64()))
         wanted = wanted.filter(pc.invert(pc.is_in(wanted, value_set=own["file_handle_id"].combine_chunks())))
         previews = [
-            _concat(_fetch_blocks(conn, previews_query(chunk, target_bucket, managed_buckets), HANDLE_SCHEMA), HANDLE_SCHEMA)
+            _concat(
+                _fetch_blocks(conn, previews_query(chunk, target_bucket, managed_buckets), HANDLE_SCHEMA), HANDLE_SCHEMA
+            )
             for chunk in _chunks(wanted.to_pylist(), PREVIEW_IDS_PER_QUERY)
         ]
     return _frame(pa.concat_tables([_flagged(own, False), *(_flagged(p, True) for p in previews)]))
@@ -261,7 +272,9 @@ def split_conflicts(
     )
     # Filtering copies the frame: with a million rows and usually no conflict, skip it.
     to_move = misplaced.loc[~conflicting].reset_index(drop=True) if conflicting.any() else misplaced
-    return OutOfPlace(project_id=project_id, target_bucket=target, to_move=to_move, conflicts=conflicts[CONFLICT_COLUMNS])
+    return OutOfPlace(
+        project_id=project_id, target_bucket=target, to_move=to_move, conflicts=conflicts[CONFLICT_COLUMNS]
+    )
 
 
 def find_out_of_place(replica: Engine | Connection, project_id: int, placement: Placement) -> OutOfPlace:

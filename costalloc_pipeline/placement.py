@@ -111,11 +111,16 @@ def load_placement(repository: Engine | Connection) -> Placement:
     locations = {row.bucket: row.storage_location_id for row in allocations}
     locations[default_bucket] = DEFAULT_STORAGE_LOCATION_ID
     return Placement(
-        default_bucket, frozenset(row.bucket for row in allocations), {row.project_id: row.bucket for row in active}, locations
+        default_bucket,
+        frozenset(row.bucket for row in allocations),
+        {row.project_id: row.bucket for row in active},
+        locations,
     )
 
 
-def misplaced_condition(handles: FromClause, target_bucket: str, managed_buckets: Collection[str]) -> ColumnElement[bool]:
+def misplaced_condition(
+    handles: FromClause, target_bucket: str, managed_buckets: Collection[str]
+) -> ColumnElement[bool]:
     """SQL for "an S3 handle in a managed bucket other than the target bucket"."""
     return and_(
         handles.c.metadata_type == MetadataType.S3.value,

@@ -112,9 +112,7 @@ ENTITY_REPLICATION = _Replication(
     sized=False,
 )
 # Every change of a handle changes its etag: comparing it is enough.
-FILE_REPLICATION = _Replication(
-    target=file_replication, compared=("etag",), changed_since=_file_rows, sized=True
-)
+FILE_REPLICATION = _Replication(target=file_replication, compared=("etag",), changed_since=_file_rows, sized=True)
 
 
 def _staging_table(target: Table) -> Table:
@@ -157,12 +155,14 @@ def _stage(conn: Connection, staging: Table, rows: Sequence[Sequence[Any]]) -> N
     names = [column.name for column in staging.columns]
     if conn.dialect.driver == "psycopg":
         # COPY, through the transaction's own psycopg connection.
-        with conn.connection.driver_connection.cursor() as cursor:
-            with cursor.copy(f"COPY {staging.name} ({', '.join(names)}) FROM STDIN") as copy:
-                for row in rows:
-                    copy.write_row(row)
+        with (
+            conn.connection.driver_connection.cursor() as cursor,
+            cursor.copy(f"COPY {staging.name} ({', '.join(names)}) FROM STDIN") as copy,
+        ):
+            for row in rows:
+                copy.write_row(row)
     else:
-        conn.execute(staging.insert(), [dict(zip(names, row)) for row in rows])
+        conn.execute(staging.insert(), [dict(zip(names, row, strict=False)) for row in rows])
 
 
 def _chunks(conn: Connection, query: Select) -> Iterator[Sequence[Any]]:

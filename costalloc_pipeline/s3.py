@@ -30,9 +30,7 @@ def local_credentials(endpoint_url: str | None) -> dict[str, str]:
     return {}
 
 
-def make_s3_client(
-    endpoint_url: str | None, region: str, max_pool_connections: int = 10, max_attempts: int = 8
-) -> Any:
+def make_s3_client(endpoint_url: str | None, region: str, max_pool_connections: int = 10, max_attempts: int = 8) -> Any:
     return boto3.session.Session().client(
         "s3",
         endpoint_url=endpoint_url,

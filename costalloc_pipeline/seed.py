@@ -29,7 +29,7 @@ from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Self
 
 from botocore.exceptions import BotoCoreError, ClientError
 from sqlalchemy import Connection, Table, func, insert, select
@@ -282,9 +282,7 @@ class RepositoryPlan:
             self.tally.folders += 1
             yield self._node(folder_id, f"folder_{folder_number}", NodeType.FOLDER, project_id, project_id, None)
             for _ in range(self.spec.files_per_folder):
-                yield from self._file_entity(
-                    project_id, folder_id, self._slots.get(index), previous_lenders, lenders
-                )
+                yield from self._file_entity(project_id, folder_id, self._slots.get(index), previous_lenders, lenders)
                 index += 1
 
     def _file_entity(
@@ -359,8 +357,11 @@ class RepositoryPlan:
                 row = self._external_url_handle(handle_id, name, content_type)
             else:
                 row, obj = self._s3_handle(
-                    handle_id, name, content_type,
-                    self.targets.external_bucket, self.targets.external_storage_location_id,
+                    handle_id,
+                    name,
+                    content_type,
+                    self.targets.external_bucket,
+                    self.targets.external_storage_location_id,
                 )
                 yield obj
             yield PlannedRow(files, row)
@@ -372,8 +373,12 @@ class RepositoryPlan:
         if self._previews.pick():
             preview_id = self._take_handle_id()
             preview, preview_obj = self._s3_handle(
-                preview_id, PREVIEW_NAME, PREVIEW_CONTENT_TYPE,
-                self.targets.default_bucket, DEFAULT_STORAGE_LOCATION_ID, is_preview=True,
+                preview_id,
+                PREVIEW_NAME,
+                PREVIEW_CONTENT_TYPE,
+                self.targets.default_bucket,
+                DEFAULT_STORAGE_LOCATION_ID,
+                is_preview=True,
             )
             self.tally.preview_handle_ids.append(preview_id)
             yield preview_obj
@@ -394,8 +399,17 @@ class RepositoryPlan:
         created_by, body, md5_hex = self._content()
         key = f"{created_by}/{self._uuid()}/{name}"
         row = self._handle_row(
-            handle_id, created_by, MetadataType.S3, name, content_type, len(body), md5_hex,
-            bucket=bucket, key=key, storage_location_id=storage_location_id, is_preview=is_preview,
+            handle_id,
+            created_by,
+            MetadataType.S3,
+            name,
+            content_type,
+            len(body),
+            md5_hex,
+            bucket=bucket,
+            key=key,
+            storage_location_id=storage_location_id,
+            is_preview=is_preview,
         )
         return row, PlannedObject(bucket, key, body, md5_hex)
 
@@ -403,8 +417,15 @@ class RepositoryPlan:
         # Synapse lets users declare size and MD5 of external files; ours are those of real bytes.
         created_by, body, md5_hex = self._content()
         return self._handle_row(
-            handle_id, created_by, MetadataType.EXTERNAL, name, content_type, len(body), md5_hex,
-            key=f"{EXTERNAL_URL_ENDPOINT}/{self._uuid()}/{name}", endpoint=EXTERNAL_URL_ENDPOINT,
+            handle_id,
+            created_by,
+            MetadataType.EXTERNAL,
+            name,
+            content_type,
+            len(body),
+            md5_hex,
+            key=f"{EXTERNAL_URL_ENDPOINT}/{self._uuid()}/{name}",
+            endpoint=EXTERNAL_URL_ENDPOINT,
         )
 
     def _twin_handle(self, original: dict[str, Any]) -> dict[str, Any]:
@@ -678,10 +699,9 @@ class BulkRowWriter:
         columns = [column.name for column in table.columns]
         statement = f"COPY {table.name} ({', '.join(columns)}) FROM STDIN"
         # COPY runs on the same driver connection, so it joins the surrounding transaction.
-        with self._conn.connection.driver_connection.cursor() as cursor:
-            with cursor.copy(statement) as copy:
-                for row in rows:
-                    copy.write_row([row[name] for name in columns])
+        with self._conn.connection.driver_connection.cursor() as cursor, cursor.copy(statement) as copy:
+            for row in rows:
+                copy.write_row([row[name] for name in columns])
 
 
 class ObjectUploader:
@@ -695,7 +715,7 @@ class ObjectUploader:
         self.objects = 0
         self.object_bytes = 0
 
-    def __enter__(self) -> "ObjectUploader":
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc_info: object) -> None:

@@ -50,14 +50,15 @@ def cost_allocation_changes(context: dg.SensorEvaluationContext, repository: Dat
             .limit(MAX_CHANGES_PER_TICK)
         ).all()
         associated = {
-            str(project_id)
-            for project_id in conn.execute(select(cost_allocation_project.c.project_id)).scalars()
+            str(project_id) for project_id in conn.execute(select(cost_allocation_project.c.project_id)).scalars()
         }
     # Only the latest change of each project matters: it says where the files belong now.
     latest = {change.project_id: change for change in changes}
     existing = set(context.instance.get_dynamic_partitions(projects.name))
     to_add = sorted({str(p) for p, c in latest.items() if c.state != AssociationState.REMOVED.value} - existing)
-    to_delete = sorted({str(p) for p, c in latest.items() if c.state == AssociationState.REMOVED.value} & existing - associated)
+    to_delete = sorted(
+        {str(p) for p, c in latest.items() if c.state == AssociationState.REMOVED.value} & existing - associated
+    )
     wanted = [change for change in latest.values() if change.state != AssociationState.REMOVED.value]
     requested = _requested_before(context, [c for c in wanted if c.id <= high_water])
     run_requests = [

@@ -203,7 +203,10 @@ def api(settings: Settings, admin_token: str) -> Iterator[TestClient]:
 def _moto_auth(endpoint: str, free_actions: str) -> None:
     # moto checks IAM policies once its count of unauthenticated actions is used up ("inf": never).
     request = urllib.request.Request(
-        f"{endpoint}/moto-api/reset-auth", data=free_actions.encode(), method="POST", headers={"Content-Type": "text/plain"}
+        f"{endpoint}/moto-api/reset-auth",
+        data=free_actions.encode(),
+        method="POST",
+        headers={"Content-Type": "text/plain"},
     )
     urllib.request.urlopen(request, timeout=30).close()
 
@@ -270,11 +273,14 @@ class Stack:
         self.runner = runner
         self.repository = engine_for(settings.repository_url)
         self.s3 = boto3.client(
-            "s3", endpoint_url=settings.s3_endpoint_url, region_name="us-east-1", config=client_config(),
+            "s3",
+            endpoint_url=settings.s3_endpoint_url,
+            region_name="us-east-1",
+            config=client_config(),
             **local_credentials(settings.s3_endpoint_url),
         )
 
-    def on_instance(self, instance) -> "Stack":
+    def on_instance(self, instance) -> Stack:
         """The same repository driven through another Dagster instance."""
         from costalloc_pipeline.local_runner import LocalRunner
 

@@ -94,7 +94,9 @@ def test_delete_marks_removing_and_upload_goes_back_to_default(api: TestClient, 
     assert listed["eTag"] != created["eTag"]
 
 
-def test_upload_destination_of_a_project_without_allocation_is_the_default(api: TestClient, entities, settings: Settings) -> None:
+def test_upload_destination_of_a_project_without_allocation_is_the_default(
+    api: TestClient, entities, settings: Settings
+) -> None:
     entities.project(10)
     entities.folder(20, parent_id=10, project_id=10)
     entities.file(30, parent_id=20, project_id=10)
@@ -140,7 +142,13 @@ def test_list_is_paginated_with_an_opaque_token(api: TestClient, entities) -> No
 
 
 def test_list_errors(api: TestClient) -> None:
-    for params in ({"limit": 0}, {"limit": 101}, {"limit": "ten"}, {"nextPageToken": "not-a-token"}, {"nextPageToken": "YWZ0ZXI6eA"}):
+    for params in (
+        {"limit": 0},
+        {"limit": 101},
+        {"limit": "ten"},
+        {"nextPageToken": "not-a-token"},
+        {"nextPageToken": "YWZ0ZXI6eA"},
+    ):
         response = api.get("/costAllocation", params=params)
         assert response.status_code == 400, params
         assert set(response.json()) == {"reason"}

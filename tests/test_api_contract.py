@@ -43,7 +43,18 @@ def served(tmp_path_factory) -> Iterator[Served]:
     environment = _embedded_default(data_dir)
     token = init(environment)
     seeded = run_costalloc(
-        ["seed", "--projects", "2", "--folders-per-project", "1", "--files-per-folder", "8", "--versions", "1", "--no-objects"],
+        [
+            "seed",
+            "--projects",
+            "2",
+            "--folders-per-project",
+            "1",
+            "--files-per-folder",
+            "8",
+            "--versions",
+            "1",
+            "--no-objects",
+        ],
         environment,
     )
     assert "projects created: 2 (syn1, syn11)" in seeded, seeded

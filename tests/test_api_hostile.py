@@ -46,7 +46,14 @@ PROJECT, FOLDER = 10, 11
 # What the app answers besides its documented 200s: {"reason": ...} with one of these statuses.
 ERROR_STATUSES = {400, 401, 403, 404, 409, 503}
 EXAMPLES_PER_OPERATION = 25
-WATCHED_TABLES = (cost_allocation, cost_allocation_project, cost_allocation_change, storage_location, team_member, files)
+WATCHED_TABLES = (
+    cost_allocation,
+    cost_allocation_project,
+    cost_allocation_change,
+    storage_location,
+    team_member,
+    files,
+)
 
 
 class Watched:
@@ -109,8 +116,10 @@ def test_generated_requests(hostile: dict[str, Any], watched: Watched) -> None:
     failures: list[str] = []
     operations = [result.ok() for result in schema.get_all_operations()]
     assert len(operations) == 5
-    for operation in operations:
-        for mode in (schemathesis.GenerationMode.POSITIVE, schemathesis.GenerationMode.NEGATIVE):
+
+    def explore(operation: schemathesis.APIOperation, mode: schemathesis.GenerationMode) -> None:
+        # One call per operation and mode, so `request` closes over its own pair, not the loop's.
+        try:
 
             @hypothesis.given(case=operation.as_strategy(generation_mode=mode), with_token=st.booleans())
             @hypothesis.settings(
@@ -132,18 +141,31 @@ def test_generated_requests(hostile: dict[str, Any], watched: Watched) -> None:
                 except (FailureGroup, AssertionError) as failure:
                     failures.append(f"{operation.label} ({mode.value}): {failure}")
 
-            try:
-                request()
-            except hypothesis.errors.Unsatisfiable:
-                # Nothing in this operation can be made schema-invalid (a free-form path string).
-                assert mode is schemathesis.GenerationMode.NEGATIVE
+            request()
+        except hypothesis.errors.Unsatisfiable:
+            # Nothing in this operation can be made schema-invalid (a free-form path string).
+            assert mode is schemathesis.GenerationMode.NEGATIVE
+
+    for operation in operations:
+        for mode in (schemathesis.GenerationMode.POSITIVE, schemathesis.GenerationMode.NEGATIVE):
+            explore(operation, mode)
     assert not failures, "\n\n".join(failures[:5])
 
 
 # --- hand-picked attacks (each list in one test: every case needs a bootstrapped stack) ----------
 
 PATH_TRICKS = ["../default", "a/../../b", "a/b", "..\\x", "%2e%2e%2fx", "x?name=y", "x#y", "~root", "a b"]
-UNICODE = ["naïve", "ｆｕｌｌｗｉｄｔｈ", "straße", "İstanbul", "a\u200bb", "emoji-🙂", "rtl-\u202eevil", "a\x00b", "\ud800"]
+UNICODE = [
+    "naïve",
+    "ｆｕｌｌｗｉｄｔｈ",
+    "straße",
+    "İstanbul",
+    "a\u200bb",
+    "emoji-🙂",
+    "rtl-\u202eevil",
+    "a\x00b",
+    "\ud800",
+]
 SQL = ["x'; DROP TABLE files; --", "1 OR 1=1", 'name"--', "a;b", "$$", "%"]
 LONG = ["a" * 65, "a" * 10_000, " " * 300, ""]
 NOT_STRINGS: list[Any] = [None, 12, 1.5, True, [], {}, ["a"], {"name": "x"}]
@@ -164,7 +186,9 @@ def test_hostile_names_are_refused_and_change_nothing(hostile, client, watched):
 
 def test_the_longest_name_is_accepted_and_dots_stay_inside_the_stack(hostile, client):
     headers = authorised(hostile["token"])
-    assert client.post(f"/entity/syn{PROJECT}/costAllocation", json={"name": "a" * 64}, headers=headers).status_code == 201
+    assert (
+        client.post(f"/entity/syn{PROJECT}/costAllocation", json={"name": "a" * 64}, headers=headers).status_code == 201
+    )
     dots = client.post(f"/entity/syn{PROJECT}/costAllocation", json={"name": ".."}, headers=headers)
     assert dots.status_code == 201
     assert dots.json()["bucket"].startswith("test-ca-") and ".." not in dots.json()["bucket"]
@@ -198,7 +222,18 @@ def test_malformed_bodies_are_refused_and_change_nothing(hostile, client, watche
 
 
 HOSTILE_ENTITY_IDS = [
-    "0", "-1", "syn-1", str(MAX_ENTITY_ID + 1), str(2**63), "syn" + "9" * 41, "1e3", "0x10", "syn10 OR 1=1", "10;DROP TABLE node", "١٠", "syn%00",
+    "0",
+    "-1",
+    "syn-1",
+    str(MAX_ENTITY_ID + 1),
+    str(2**63),
+    "syn" + "9" * 41,
+    "1e3",
+    "0x10",
+    "syn10 OR 1=1",
+    "10;DROP TABLE node",
+    "١٠",
+    "syn%00",
 ]
 
 
@@ -212,7 +247,9 @@ def test_entity_ids_out_of_range_or_forged_change_nothing(hostile, client, watch
         assert_reason(client.get(f"/entity/{entity}/uploadDestination", headers=headers), 400, entity)
     # The largest id the API takes is well-formed, and unknown.
     for method in ("GET", "POST", "DELETE"):
-        response = client.request(method, f"/entity/{MAX_ENTITY_ID}/costAllocation", headers=headers, json={"name": "lab"})
+        response = client.request(
+            method, f"/entity/{MAX_ENTITY_ID}/costAllocation", headers=headers, json={"name": "lab"}
+        )
         assert_reason(response, 404, method)
     # Only projects have a cost allocation.
     for method in ("GET", "POST", "DELETE"):
@@ -222,9 +259,19 @@ def test_entity_ids_out_of_range_or_forged_change_nothing(hostile, client, watch
 
 
 HOSTILE_LISTINGS = [
-    "limit=0", "limit=101", "limit=-5", "limit=1e9", f"limit={2**70}", "limit=abc", "nextPageToken=x",
-    "nextPageToken=' OR 1=1 --", "nextPageToken=", "nextPageToken=gAAAAAAAAAA", "nextPageToken=AAAAAAAAAAAA",
-    "nextPageToken=AAAAAAAAAA%3D", "limit=5&limt=2",
+    "limit=0",
+    "limit=101",
+    "limit=-5",
+    "limit=1e9",
+    f"limit={2**70}",
+    "limit=abc",
+    "nextPageToken=x",
+    "nextPageToken=' OR 1=1 --",
+    "nextPageToken=",
+    "nextPageToken=gAAAAAAAAAA",
+    "nextPageToken=AAAAAAAAAAAA",
+    "nextPageToken=AAAAAAAAAA%3D",
+    "limit=5&limt=2",
 ]
 
 
@@ -288,6 +335,8 @@ def test_a_removed_member_loses_access_at_once(hostile, client, watched):
     with engine.begin() as conn:
         remove_member(conn, "dave")
     before = watched.state()
-    assert_reason(client.post(f"/entity/syn{PROJECT}/costAllocation", json={"name": "lab"}, headers=authorised(token)), 403)
+    assert_reason(
+        client.post(f"/entity/syn{PROJECT}/costAllocation", json={"name": "lab"}, headers=authorised(token)), 403
+    )
     assert_reason(client.get("/costAllocation", headers=authorised(token)), 403)
     assert watched.state() == before

@@ -188,7 +188,7 @@ def test_a_ledger_row_outside_managed_storage_is_reported(repo, moved):
 
 
 def test_a_lost_archive_is_reported_within_its_retention_only(repo, moved):
-    lost = list(moved)[0]
+    lost = next(iter(moved))
     repo.s3.delete_object(Bucket=repo.settings.default_bucket, Key=repo.handle(lost).key)
     assert run_audit(repo, retention_days=365).found == {audit_module.ARCHIVE_LOST: [lost]}
     # Long ago: the lifecycle rule has legitimately deleted it.
@@ -209,8 +209,8 @@ def test_an_unsafe_lifecycle_rule_is_reported(repo, moved):
 def test_a_sample_checks_that_many_handles_and_every_archived_key(repo, moved):
     extra = repo.add_handles(10)
     # A handle that shares the key of an archived source: whatever the sample, it is checked.
-    archived_key = repo.handle(list(moved)[0]).key
-    sharer = repo.add_handle(moved[list(moved)[0]], key=archived_key, upload=False)
+    archived_key = repo.handle(next(iter(moved))).key
+    sharer = repo.add_handle(moved[next(iter(moved))], key=archived_key, upload=False)
     violations = run_audit(repo, sample=4)
     assert violations.sampled and violations.managed_handles == 6 + len(extra) + 1
     assert 4 <= violations.checked_handles <= 5
@@ -221,7 +221,7 @@ def test_a_multipart_objects_md5_is_read_back_on_request(repo):
     repo.project(PROJECT, "genomics")
     # Handles costalloc never moved: the ledger knows no verified copy of theirs.
     originals = repo.add_handles(2, size=2000)
-    handle_id = list(originals)[0]
+    handle_id = next(iter(originals))
     # Same size, other bytes, and a multipart ETag that proves nothing.
     handle = repo.handle(handle_id)
     body = repo.read(handle_id)
@@ -276,7 +276,7 @@ def test_a_moved_copy_overwritten_afterwards_is_reported_even_without_an_md5(rep
     ETag of the copy it verified at the move, so same-size other bytes there are found."""
     target = repo.project(PROJECT, "genomics")
     originals = repo.add_handles(2)
-    overwritten, intact = originals
+    overwritten, _intact = originals
     with repo.engine.begin() as conn:
         conn.execute(update(files).where(files.c.id.in_(list(originals))).values(content_md5=None))
     move_bundle(repo.context(PROJECT), list(originals))

@@ -60,7 +60,9 @@ def test_authentication_comes_before_input_checks(anonymous: TestClient) -> None
     assert anonymous.get("/costAllocation", params={"limit": "x"}).status_code == 401
 
 
-def test_a_new_member_gets_in_and_a_removed_one_is_refused_at_once(anonymous: TestClient, settings: Settings, entities) -> None:
+def test_a_new_member_gets_in_and_a_removed_one_is_refused_at_once(
+    anonymous: TestClient, settings: Settings, entities
+) -> None:
     entities.project(10)
     with engine_for(settings.repository_url).begin() as conn:
         token = add_member(conn, "alice")

@@ -5,6 +5,7 @@ No timing is asserted (this machine's speed is not under test); counts are.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import subprocess
@@ -27,11 +28,28 @@ ROUNDS = 1
 @pytest.mark.skipif(os.environ.get("COSTALLOC_TEST_POSTGRES", "on") == "off", reason="the benchmark needs PostgreSQL")
 def test_the_benchmark_runs_at_a_tiny_size_and_reports_every_section(tmp_path):
     command = [
-        sys.executable, "-m", "bench", "--json",
-        "--files", str(FILES), "--rounds", str(ROUNDS), "--cost-requests", "50",
-        "--scale-total", "400", "--scale-projects", "100,20",
-        "--repoint-handles", "50", "--repoint-baseline", "10",
-        "--postgres-url", POSTGRES_URL, "--work-dir", str(tmp_path),
+        sys.executable,
+        "-m",
+        "bench",
+        "--json",
+        "--files",
+        str(FILES),
+        "--rounds",
+        str(ROUNDS),
+        "--cost-requests",
+        "50",
+        "--scale-total",
+        "400",
+        "--scale-projects",
+        "100,20",
+        "--repoint-handles",
+        "50",
+        "--repoint-baseline",
+        "10",
+        "--postgres-url",
+        POSTGRES_URL,
+        "--work-dir",
+        str(tmp_path),
     ]
     finished = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert finished.returncode == 0, finished.stderr[-3000:]
@@ -74,7 +92,10 @@ def test_the_benchmark_runs_at_a_tiny_size_and_reports_every_section(tmp_path):
 def test_bad_sizes_are_refused_before_anything_starts():
     finished = subprocess.run(
         [sys.executable, "-m", "bench", "--scale-total", "10", "--scale-projects", "100"],
-        cwd=ROOT, capture_output=True, text=True, timeout=60,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert finished.returncode == 2
     assert "--scale-projects add up to more than --scale-total" in finished.stderr
@@ -92,7 +113,7 @@ def test_layout_puts_the_measured_projects_first_and_fills_up_to_the_total():
     assert [(p.project_id, p.versions) for p in projects] == [(1, 1000), (2, 100), (3, 1500), (4, 1500), (5, 900)]
     assert sum(p.versions for p in projects) == 5000
     # Entity ranges follow each other without overlap.
-    for previous, project in zip(projects, projects[1:]):
+    for previous, project in itertools.pairwise(projects):
         assert project.first_entity == previous.first_entity + previous.versions // VERSIONS
     with pytest.raises(ValueError):
         layout([6000], 5000, 1500)

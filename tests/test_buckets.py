@@ -49,7 +49,12 @@ def test_a_new_bucket_is_tagged_private_encrypted_and_has_the_lifecycle_rules(s3
     tags = {tag["Key"]: tag["Value"] for tag in s3.get_bucket_tagging(Bucket=BUCKET)["TagSet"]}
     assert tags == {COST_ALLOCATION_TAG: "lab-a", STACK_TAG: "test"}
     block = s3.get_public_access_block(Bucket=BUCKET)["PublicAccessBlockConfiguration"]
-    assert block == {"BlockPublicAcls": True, "IgnorePublicAcls": True, "BlockPublicPolicy": True, "RestrictPublicBuckets": True}
+    assert block == {
+        "BlockPublicAcls": True,
+        "IgnorePublicAcls": True,
+        "BlockPublicPolicy": True,
+        "RestrictPublicBuckets": True,
+    }
     encryption = s3.get_bucket_encryption(Bucket=BUCKET)["ServerSideEncryptionConfiguration"]["Rules"][0]
     assert encryption["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
 
@@ -80,7 +85,9 @@ def test_provisioning_again_reapplies_the_configuration(s3: Any, s3_settings: Se
     assert s3.get_object(Bucket=BUCKET, Key="1/file.txt")["Body"].read() == b"kept"
 
 
-def test_a_name_owned_by_another_account_is_a_conflict(s3: Any, s3_settings: Settings, bucket_of_another_account) -> None:
+def test_a_name_owned_by_another_account_is_a_conflict(
+    s3: Any, s3_settings: Settings, bucket_of_another_account
+) -> None:
     bucket_of_another_account(BUCKET)
     with pytest.raises(Conflict, match="belongs to another AWS account"):
         provision_bucket(s3, BUCKET, "lab-a", s3_settings)
@@ -90,7 +97,7 @@ def test_a_name_owned_by_another_account_is_a_conflict(s3: Any, s3_settings: Set
 
 
 def test_a_failed_configuration_step_deletes_the_new_bucket(s3_denied_lifecycle: Any, s3_settings: Settings) -> None:
-    with pytest.raises(Unavailable, match="PutBucketLifecycleConfiguration.*AccessDenied"):
+    with pytest.raises(Unavailable, match=r"PutBucketLifecycleConfiguration.*AccessDenied"):
         provision_bucket(s3_denied_lifecycle, BUCKET, "lab-a", s3_settings)
     assert BUCKET not in _bucket_names(s3_denied_lifecycle)
 

@@ -96,7 +96,9 @@ def test_cost_allocation_operations(environment: Settings, entities, capsys) -> 
         (("list", "--limit", "1000"), "limit"),
     ],
 )
-def test_bad_input_is_one_line_and_exit_2(environment: Settings, entities, capsys, argv: tuple[str, ...], reason: str) -> None:
+def test_bad_input_is_one_line_and_exit_2(
+    environment: Settings, entities, capsys, argv: tuple[str, ...], reason: str
+) -> None:
     _run(capsys, "init")
     entities.project(10)
     code, out, err = _run(capsys, *argv)

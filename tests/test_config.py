@@ -128,7 +128,7 @@ def test_a_class_that_is_not_an_archive_is_refused_naming_the_allowed_ones(clean
 
 
 def test_one_set_of_archive_classes() -> None:
-    assert ARCHIVE_STORAGE_CLASSES == frozenset({"GLACIER", "DEEP_ARCHIVE", "GLACIER_IR"})
+    assert frozenset({"GLACIER", "DEEP_ARCHIVE", "GLACIER_IR"}) == ARCHIVE_STORAGE_CLASSES
     assert config.ARCHIVE_STORAGE_CLASSES is ARCHIVE_STORAGE_CLASSES
 
 

@@ -56,8 +56,12 @@ def test_a_restarted_server_holds_what_the_old_one_held(folders):
     s3.put_object(Bucket="kept", Key="gone.bin", Body=b"deleted later")
     s3.delete_object(Bucket="kept", Key="gone.bin")
     s3.copy_object(
-        Bucket="kept", Key="a/file.bin", CopySource={"Bucket": "kept", "Key": "a/file.bin"},
-        StorageClass="GLACIER", TaggingDirective="REPLACE", Tagging="costalloc:archived=true",
+        Bucket="kept",
+        Key="a/file.bin",
+        CopySource={"Bucket": "kept", "Key": "a/file.bin"},
+        StorageClass="GLACIER",
+        TaggingDirective="REPLACE",
+        Tagging="costalloc:archived=true",
     )
     s3.put_object(Bucket="kept", Key="live.bin", Body=body)
 
@@ -71,7 +75,11 @@ def test_a_restarted_server_holds_what_the_old_one_held(folders):
         keys = sorted(o["Key"] for o in s3.list_objects_v2(Bucket="kept")["Contents"])
         assert keys == ["a/file.bin", "live.bin"]
         archived = s3.head_object(Bucket="kept", Key="a/file.bin")
-        assert (archived["StorageClass"], archived["ContentType"], archived["ContentLength"]) == ("GLACIER", "text/csv", 3000)
+        assert (archived["StorageClass"], archived["ContentType"], archived["ContentLength"]) == (
+            "GLACIER",
+            "text/csv",
+            3000,
+        )
         live = s3.get_object(Bucket="kept", Key="live.bin")["Body"].read()
         assert hashlib.md5(live).hexdigest() == hashlib.md5(body).hexdigest()
 
@@ -89,9 +97,12 @@ def test_a_restarted_server_holds_multipart_objects_and_their_uploads(folders):
     uploaded = os.urandom(PART) + os.urandom(1000)
     upload_id = s3.create_multipart_upload(Bucket="kept", Key="a/upload.bin", ContentType="text/csv")["UploadId"]
     parts = [
-        {"PartNumber": number, "ETag": s3.upload_part(
-            Bucket="kept", Key="a/upload.bin", UploadId=upload_id, PartNumber=number, Body=chunk
-        )["ETag"]}
+        {
+            "PartNumber": number,
+            "ETag": s3.upload_part(
+                Bucket="kept", Key="a/upload.bin", UploadId=upload_id, PartNumber=number, Body=chunk
+            )["ETag"],
+        }
         for number, chunk in ((1, uploaded[:PART]), (2, uploaded[PART:]))
     ]
     s3.complete_multipart_upload(
@@ -102,18 +113,29 @@ def test_a_restarted_server_holds_multipart_objects_and_their_uploads(folders):
     s3.put_object(Bucket="kept", Key="small.bin", Body=small)
     upload_id = s3.create_multipart_upload(Bucket="kept", Key="b/copy.bin")["UploadId"]
     copied = [
-        {"PartNumber": 1, "ETag": s3.upload_part_copy(
-            Bucket="kept", Key="b/copy.bin", UploadId=upload_id, PartNumber=1,
-            CopySource={"Bucket": "kept", "Key": "a/upload.bin"}, CopySourceRange=f"bytes=0-{PART - 1}",
-        )["CopyPartResult"]["ETag"]},
-        {"PartNumber": 2, "ETag": s3.upload_part_copy(
-            Bucket="kept", Key="b/copy.bin", UploadId=upload_id, PartNumber=2,
-            CopySource={"Bucket": "kept", "Key": "small.bin"},
-        )["CopyPartResult"]["ETag"]},
+        {
+            "PartNumber": 1,
+            "ETag": s3.upload_part_copy(
+                Bucket="kept",
+                Key="b/copy.bin",
+                UploadId=upload_id,
+                PartNumber=1,
+                CopySource={"Bucket": "kept", "Key": "a/upload.bin"},
+                CopySourceRange=f"bytes=0-{PART - 1}",
+            )["CopyPartResult"]["ETag"],
+        },
+        {
+            "PartNumber": 2,
+            "ETag": s3.upload_part_copy(
+                Bucket="kept",
+                Key="b/copy.bin",
+                UploadId=upload_id,
+                PartNumber=2,
+                CopySource={"Bucket": "kept", "Key": "small.bin"},
+            )["CopyPartResult"]["ETag"],
+        },
     ]
-    s3.complete_multipart_upload(
-        Bucket="kept", Key="b/copy.bin", UploadId=upload_id, MultipartUpload={"Parts": copied}
-    )
+    s3.complete_multipart_upload(Bucket="kept", Key="b/copy.bin", UploadId=upload_id, MultipartUpload={"Parts": copied})
 
     upload_id = s3.create_multipart_upload(Bucket="kept", Key="c/aborted.bin")["UploadId"]
     s3.upload_part(Bucket="kept", Key="c/aborted.bin", UploadId=upload_id, PartNumber=1, Body=b"never completed")

@@ -125,7 +125,13 @@ def test_conflicting_handles_are_set_apart(settings, scenario):
 
     assert found.target_bucket == scenario.alpha_bucket
     assert _ids(found.to_move) == scenario.ids(
-        "versioned", "preview_1", "shared_by_versions", "preview_of_placed", "in_beta", "shared_with_partner", "with_shared_preview"
+        "versioned",
+        "preview_1",
+        "shared_by_versions",
+        "preview_of_placed",
+        "in_beta",
+        "shared_with_partner",
+        "with_shared_preview",
     )
     assert list(found.conflicts.columns) == CONFLICT_COLUMNS
     conflicts = {
@@ -200,7 +206,9 @@ def test_missing_default_storage_location_is_a_clear_error(settings, builder):
 
 
 def _frame(rows: list[dict]) -> pd.DataFrame:
-    return pa.Table.from_pylist(rows, schema=OUT_OF_PLACE_SCHEMA).to_pandas(types_mapper={pa.int64(): pd.Int64Dtype()}.get)
+    return pa.Table.from_pylist(rows, schema=OUT_OF_PLACE_SCHEMA).to_pandas(
+        types_mapper={pa.int64(): pd.Int64Dtype()}.get
+    )
 
 
 def _row(handle_id: int, size: int = 10) -> dict:
@@ -217,7 +225,12 @@ def _row(handle_id: int, size: int = 10) -> dict:
 
 
 def test_split_conflicts_compares_targets_not_mere_sharing():
-    placement = Placement("default", frozenset({"alpha", "beta"}), {1: "alpha", 2: "alpha", 3: "beta"}, {"default": 1, "alpha": 2, "beta": 3})
+    placement = Placement(
+        "default",
+        frozenset({"alpha", "beta"}),
+        {1: "alpha", 2: "alpha", 3: "beta"},
+        {"default": 1, "alpha": 2, "beta": 3},
+    )
     misplaced = _frame([_row(10), _row(11), _row(12), _row(13)])
     sharing = pd.DataFrame(
         {
@@ -250,6 +263,12 @@ def test_another_postgresql_driver_takes_the_portable_path(settings, builder):
         dispose_engine(psycopg2_url)
 
     assert _ids(found.to_move) == built.ids(
-        "versioned", "preview_1", "shared_by_versions", "preview_of_placed", "in_beta", "shared_with_partner", "with_shared_preview"
+        "versioned",
+        "preview_1",
+        "shared_by_versions",
+        "preview_of_placed",
+        "in_beta",
+        "shared_with_partner",
+        "with_shared_preview",
     )
     assert _ids(found.conflicts) == built.ids("shared_with_plain", "shared_preview")

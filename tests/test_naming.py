@@ -23,7 +23,12 @@ from costalloc_pipeline.naming import (
 
 @pytest.mark.parametrize(
     ("raw", "expected"),
-    [("  Lab-A  ", "lab-a"), ("NIH_Grant.2024", "nih_grant.2024"), ("x", "x"), ("a" * MAX_NAME_LENGTH, "a" * MAX_NAME_LENGTH)],
+    [
+        ("  Lab-A  ", "lab-a"),
+        ("NIH_Grant.2024", "nih_grant.2024"),
+        ("x", "x"),
+        ("a" * MAX_NAME_LENGTH, "a" * MAX_NAME_LENGTH),
+    ],
 )
 def test_names_are_trimmed_and_lower_cased(raw: str, expected: str) -> None:
     assert normalise_name(raw) == expected
@@ -57,7 +62,24 @@ def test_entity_ids_with_or_without_prefix(raw: str, expected: int) -> None:
 
 @pytest.mark.parametrize(
     "raw",
-    ["-1", "syn-1", "0", "syn0", "9" * 19, str(2**63), "9" * 41, "abc", "syn", "", "12a", "1.5", "syn 1", " syn1", "syn1\n", "\u0661"],
+    [
+        "-1",
+        "syn-1",
+        "0",
+        "syn0",
+        "9" * 19,
+        str(2**63),
+        "9" * 41,
+        "abc",
+        "syn",
+        "",
+        "12a",
+        "1.5",
+        "syn 1",
+        " syn1",
+        "syn1\n",
+        "\u0661",
+    ],
 )
 def test_bad_entity_ids_are_a_400(raw: str) -> None:
     with pytest.raises(BadRequest):

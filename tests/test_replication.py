@@ -6,6 +6,7 @@ import datetime as dt
 import threading
 
 import pytest
+from helpers.repository_builder import RepositoryBuilder, bootstrapped_builder
 from sqlalchemy import delete, select, update
 
 from costalloc_pipeline.config import Settings
@@ -18,7 +19,6 @@ from costalloc_pipeline.replication import (
 from costalloc_pipeline.schema.migrate import upgrade
 from costalloc_pipeline.schema.replica import entity_replication, file_replication, replication_watermark
 from costalloc_pipeline.schema.repository import files, node, node_revision
-from helpers.repository_builder import RepositoryBuilder, bootstrapped_builder
 
 
 @pytest.fixture
@@ -125,7 +125,9 @@ def test_new_version_is_replicated(settings, builder):
     builder.now = later
     new_handle = builder.handle()
     with engine_for(settings.repository_url).begin() as conn:
-        conn.execute(node_revision.insert().values(owner_node_id=entity, number=2, file_handle_id=new_handle, modified_on=later))
+        conn.execute(
+            node_revision.insert().values(owner_node_id=entity, number=2, file_handle_id=new_handle, modified_on=later)
+        )
 
     entities, handles = _refresh(settings)
 
@@ -142,7 +144,9 @@ def test_watermark_is_the_latest_repository_timestamp_not_the_clock(settings, bu
 
     assert entities.high_water == handles.high_water == dt.datetime(2024, 3, 1, 12, 0, 0)
     with engine_for(settings.replica_url).connect() as conn:
-        stored = dict(conn.execute(select(replication_watermark.c.table_name, replication_watermark.c.high_water)).all())
+        stored = dict(
+            conn.execute(select(replication_watermark.c.table_name, replication_watermark.c.high_water)).all()
+        )
     assert stored == {"entity_replication": builder.now, "file_replication": builder.now}
     _, again = _refresh(settings)
     assert again.since == builder.now - OVERLAP

@@ -85,7 +85,9 @@ def test_special_slots_give_each_case_a_distinct_lender_and_borrower() -> None:
     assert sorted(case for slot, case in slots.values() if slot is Slot.TWIN) == [0, 1]
 
 
-@pytest.mark.parametrize(("share", "candidates", "picked"), [(0.0, 10, 0), (0.1, 9, 0), (0.1, 10, 1), (0.25, 101, 25), (1.0, 7, 7)])
+@pytest.mark.parametrize(
+    ("share", "candidates", "picked"), [(0.0, 10, 0), (0.1, 9, 0), (0.1, 10, 1), (0.25, 101, 25), (1.0, 7, 7)]
+)
 def test_even_share_picks_exactly_its_share(share: float, candidates: int, picked: int) -> None:
     chooser = EvenShare(share)
     assert sum(chooser.pick() for _ in range(candidates)) == picked
@@ -337,7 +339,9 @@ def stack_env(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Settings:
 
 
 def test_command_seeds_and_prints_a_summary(stack_env: Settings, capsys: pytest.CaptureFixture[str]) -> None:
-    assert costalloc("seed", "--projects", "2", "--files-per-project", "10", "--versions", "3", "--max-size", "100") == 0
+    assert (
+        costalloc("seed", "--projects", "2", "--files-per-project", "10", "--versions", "3", "--max-size", "100") == 0
+    )
     out = capsys.readouterr().out
     assert "projects created: 2 (syn1, syn14)" in out
     assert "admin token (shown once)" in out

@@ -96,7 +96,11 @@ def _changes(engine, project_id: int) -> list[tuple[int, int, str]]:
         return [
             tuple(row)
             for row in conn.execute(
-                select(cost_allocation_change.c.id, cost_allocation_change.c.cost_allocation_id, cost_allocation_change.c.state)
+                select(
+                    cost_allocation_change.c.id,
+                    cost_allocation_change.c.cost_allocation_id,
+                    cost_allocation_change.c.state,
+                )
                 .where(cost_allocation_change.c.project_id == project_id)
                 .order_by(cost_allocation_change.c.id)
             )
@@ -148,6 +152,7 @@ def test_finish_removal_deletes_a_removing_association_only(engine, admin, s3, s
 
 def test_target_bucket_follows_the_association_state(engine, admin, s3, settings: Settings, entities) -> None:
     entities.project(10)
+
     def allocation_of(project_id: int) -> tuple[Target, str | None]:
         with engine.connect() as conn:
             return project_allocation(conn, project_id)
@@ -160,7 +165,9 @@ def test_target_bucket_follows_the_association_state(engine, admin, s3, settings
     assert allocation_of(10) == default
 
 
-def test_a_refused_bucket_writes_nothing(engine, admin, s3, settings: Settings, entities, bucket_of_another_account) -> None:
+def test_a_refused_bucket_writes_nothing(
+    engine, admin, s3, settings: Settings, entities, bucket_of_another_account
+) -> None:
     entities.project(10)
     bucket_of_another_account(bucket_name_for(settings.stack, "lab-a"))
     with pytest.raises(Conflict, match="another AWS account"):
@@ -218,7 +225,9 @@ def test_concurrent_posts_of_a_new_name_create_one_allocation_and_one_bucket(
     assert service.list_cost_allocations(engine).results[0].projects == tuple(projects)
 
 
-def test_concurrent_posts_for_one_project_leave_a_consistent_log(engine, admin, s3, settings: Settings, entities) -> None:
+def test_concurrent_posts_for_one_project_leave_a_consistent_log(
+    engine, admin, s3, settings: Settings, entities
+) -> None:
     entities.project(10)
     names = ["lab-a", "lab-b", "lab-a", "lab-b", "lab-c"]
     results = _race(len(names), lambda index: service.assign(engine, s3, settings, 10, names[index], admin))

@@ -69,9 +69,13 @@ def no_misplaced_files(context: dg.AssetCheckExecutionContext, repository: Datab
     removed = []
     for item in progress:
         association = service.association_for_project(repository.engine, item.project_id)
-        if item.misplaced_files == 0 and association is not None and association.state == AssociationState.REMOVING:
-            if service.finish_removal(repository.engine, item.project_id):
-                removed.append(item.project_id)
+        if (
+            item.misplaced_files == 0
+            and association is not None
+            and association.state == AssociationState.REMOVING
+            and service.finish_removal(repository.engine, item.project_id)
+        ):
+            removed.append(item.project_id)
     misplaced = sum(p.misplaced_files for p in progress)
     failed = sum(p.failed_files for p in progress)
     return dg.AssetCheckResult(

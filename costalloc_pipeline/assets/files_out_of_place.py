@@ -43,9 +43,7 @@ def out_of_place_metadata(found: OutOfPlace) -> dict[str, dg.MetadataValue]:
         "bytes": dg.MetadataValue.int(int(to_move["content_size"].sum())),
         "previews": dg.MetadataValue.int(int(to_move["is_preview"].sum())),
         "conflicts": dg.MetadataValue.int(int(conflicts["file_handle_id"].nunique())),
-        "conflict_bytes": dg.MetadataValue.int(
-            int(conflicts.drop_duplicates("file_handle_id")["content_size"].sum())
-        ),
+        "conflict_bytes": dg.MetadataValue.int(int(conflicts.drop_duplicates("file_handle_id")["content_size"].sum())),
         "preview": preview_table(to_move),
         "conflicting_handles": preview_table(conflicts),
     }

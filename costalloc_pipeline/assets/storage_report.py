@@ -32,7 +32,9 @@ def bucket_usage(repository: Engine) -> list[BucketUsage]:
     with repository.connect() as conn:
         placement = load_placement(conn)
         allocations = conn.execute(
-            select(cost_allocation.c.id, cost_allocation.c.name, cost_allocation.c.bucket).order_by(cost_allocation.c.name)
+            select(cost_allocation.c.id, cost_allocation.c.name, cost_allocation.c.bucket).order_by(
+                cost_allocation.c.name
+            )
         ).all()
         projects = dict(
             conn.execute(

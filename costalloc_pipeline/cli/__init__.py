@@ -13,7 +13,9 @@ from costalloc_pipeline.errors import CostAllocError, one_line
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="costalloc",
-        description="Cost allocation buckets for a Synapse-like repository. Configuration: COSTALLOC_* variables (see README).",
+        description=(
+            "Cost allocation buckets for a Synapse-like repository. Configuration: COSTALLOC_* variables (see README)."
+        ),
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module in (admin, serve, allocations, seed, verify, resume):

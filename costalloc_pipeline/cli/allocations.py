@@ -101,8 +101,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         "unassign",
         help="remove a project from its cost allocation",
         description=(
-            "Marks the association REMOVING; the pipeline moves the files back to the default bucket, "
-            "then removes it."
+            "Marks the association REMOVING; the pipeline moves the files back to the default bucket, then removes it."
         ),
     )
     unassign.add_argument("entity", metavar="ENTITY", help="project id, syn123 or 123")

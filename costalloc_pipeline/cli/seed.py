@@ -84,12 +84,18 @@ def register(commands: argparse._SubParsersAction) -> None:
         "--projects", type=int, metavar="N", default=DEFAULTS.projects, help="projects to create (default %(default)s)"
     )
     parser.add_argument(
-        "--folders-per-project", type=int, metavar="N", default=DEFAULTS.folders_per_project,
+        "--folders-per-project",
+        type=int,
+        metavar="N",
+        default=DEFAULTS.folders_per_project,
         help="folders in each project (default %(default)s)",
     )
     files = parser.add_mutually_exclusive_group()
     files.add_argument(
-        "--files-per-folder", type=int, metavar="N", default=DEFAULTS.files_per_folder,
+        "--files-per-folder",
+        type=int,
+        metavar="N",
+        default=DEFAULTS.files_per_folder,
         help="file entities in each folder (default %(default)s)",
     )
     files.add_argument(
@@ -99,51 +105,83 @@ def register(commands: argparse._SubParsersAction) -> None:
         help="file entities in each project, spread evenly over its folders (a multiple of --folders-per-project)",
     )
     parser.add_argument(
-        "--versions", type=int, metavar="N", default=DEFAULTS.versions_per_file,
+        "--versions",
+        type=int,
+        metavar="N",
+        default=DEFAULTS.versions_per_file,
         help="versions of each file entity (default %(default)s)",
     )
     parser.add_argument(
-        "--preview-share", type=float, metavar="SHARE", default=DEFAULTS.preview_share,
+        "--preview-share",
+        type=float,
+        metavar="SHARE",
+        default=DEFAULTS.preview_share,
         help="share of handles in the default bucket that get a preview, 0 to 1 (default %(default)s)",
     )
     parser.add_argument(
-        "--external-share", type=float, metavar="SHARE", default=DEFAULTS.external_share,
+        "--external-share",
+        type=float,
+        metavar="SHARE",
+        default=DEFAULTS.external_share,
         help="share of handles outside repository-managed storage, 0 to 1 (default %(default)s)",
     )
     parser.add_argument(
-        "--shared-within-project", type=int, metavar="N", default=DEFAULTS.shared_within_project,
+        "--shared-within-project",
+        type=int,
+        metavar="N",
+        default=DEFAULTS.shared_within_project,
         help="per project: handles referenced by versions of two of its entities (default %(default)s)",
     )
     parser.add_argument(
-        "--shared-across-projects", type=int, metavar="N", default=DEFAULTS.shared_across_projects,
+        "--shared-across-projects",
+        type=int,
+        metavar="N",
+        default=DEFAULTS.shared_across_projects,
         help="per project after the first: handles of the previous project referenced by one of its "
         "entities (default %(default)s)",
     )
     parser.add_argument(
-        "--same-key-pairs", type=int, metavar="N", default=DEFAULTS.same_key_pairs,
+        "--same-key-pairs",
+        type=int,
+        metavar="N",
+        default=DEFAULTS.same_key_pairs,
         help="per project: pairs of distinct handles on one bucket and key (default %(default)s)",
     )
     parser.add_argument(
-        "--min-size", type=int, metavar="BYTES", default=DEFAULTS.min_size,
+        "--min-size",
+        type=int,
+        metavar="BYTES",
+        default=DEFAULTS.min_size,
         help="smallest object (default %(default)s)",
     )
     parser.add_argument(
-        "--max-size", type=int, metavar="BYTES", default=DEFAULTS.max_size,
+        "--max-size",
+        type=int,
+        metavar="BYTES",
+        default=DEFAULTS.max_size,
         help="largest object (default %(default)s)",
     )
     parser.add_argument(
-        "--no-objects", dest="objects", action="store_false",
+        "--no-objects",
+        dest="objects",
+        action="store_false",
         help="write rows only, upload no objects (for large benchmarks; handles then point at nothing)",
     )
     parser.add_argument(
-        "--upload-concurrency", type=int, metavar="N", default=DEFAULTS.upload_concurrency,
+        "--upload-concurrency",
+        type=int,
+        metavar="N",
+        default=DEFAULTS.upload_concurrency,
         help="parallel uploads (default %(default)s)",
     )
     parser.add_argument(
         "--seed", type=int, metavar="N", default=DEFAULTS.random_seed, help="random seed (default %(default)s)"
     )
     parser.add_argument(
-        "--id-offset", type=int, metavar="N", default=None,
+        "--id-offset",
+        type=int,
+        metavar="N",
+        default=None,
         help="first entity and handle ids are this plus one (default: above the ids already present)",
     )
     parser.set_defaults(handler=run_seed)

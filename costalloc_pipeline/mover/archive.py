@@ -101,7 +101,11 @@ def archive_sources(ctx: MoveContext, items: Sequence[ArchiveItem], result: Bund
         by_object.setdefault((item.bucket, item.key), []).append(item)
     now = ctx.clock()
     refusals = claims.claim(
-        ctx.repository, ctx.run_id, [claims.ClaimRequest(b, k, None) for b, k in sorted(by_object)], now, ctx.lease_seconds
+        ctx.repository,
+        ctx.run_id,
+        [claims.ClaimRequest(b, k, None) for b, k in sorted(by_object)],
+        now,
+        ctx.lease_seconds,
     )
     mine = {obj for obj, why in refusals.items() if why is None}
     try:
@@ -116,7 +120,13 @@ def archive_sources(ctx: MoveContext, items: Sequence[ArchiveItem], result: Bund
         def archive(obj: Object) -> str | None:
             try:
                 archive_object(
-                    ctx.s3, obj[0], obj[1], by_object[obj][0].size, ctx.archive_storage_class, ctx.copy, writes.before_write
+                    ctx.s3,
+                    obj[0],
+                    obj[1],
+                    by_object[obj][0].size,
+                    ctx.archive_storage_class,
+                    ctx.copy,
+                    writes.before_write,
                 )
             except S3Errors as error:
                 return f"archive failed: {error}"
@@ -127,7 +137,7 @@ def archive_sources(ctx: MoveContext, items: Sequence[ArchiveItem], result: Bund
             return None
 
         with ThreadPoolExecutor(max_workers=ctx.concurrency) as pool:
-            errors = dict(zip(to_archive, pool.map(archive, to_archive)))
+            errors = dict(zip(to_archive, pool.map(archive, to_archive), strict=False))
         done: dict[int, dict[str, Any]] = {}
         retry: dict[int, dict[str, Any]] = {}
         for obj, rows in by_object.items():

@@ -49,7 +49,9 @@ from costalloc_pipeline.schema.repository import MoveState
 TARGET_CONFLICT = "target conflict: "
 
 
-def _one_source_per_key(handles: Iterable[Handle], preferred: Collection[int] = ()) -> tuple[list[Handle], list[Handle]]:
+def _one_source_per_key(
+    handles: Iterable[Handle], preferred: Collection[int] = ()
+) -> tuple[list[Handle], list[Handle]]:
     """Handles whose sources may go to their target keys in this run, and the rest: of different
     source objects that map to one target key only one moves now, a preferred one (see
     _already_at_target) before the others, else the first by bucket."""
@@ -84,7 +86,9 @@ def _already_at_target(ctx: MoveContext, handles: Sequence[Handle]) -> set[int]:
     return preferred
 
 
-def _object_facts(ctx: MoveContext, handles: Sequence[Handle]) -> tuple[dict[Object, ObjectFacts | None], dict[str, ObjectFacts | None]]:
+def _object_facts(
+    ctx: MoveContext, handles: Sequence[Handle]
+) -> tuple[dict[Object, ObjectFacts | None], dict[str, ObjectFacts | None]]:
     """What is at each handle's source and at its target key, by a few list requests per bucket."""
     keys_by_bucket: dict[str, set[str]] = {}
     for handle in handles:
@@ -96,7 +100,9 @@ def _object_facts(ctx: MoveContext, handles: Sequence[Handle]) -> tuple[dict[Obj
     return sources, targets
 
 
-def _copy_plans(ctx: MoveContext, handles: Sequence[Handle]) -> tuple[dict[int, CopyPlan], dict[Object, ObjectFacts | None]]:
+def _copy_plans(
+    ctx: MoveContext, handles: Sequence[Handle]
+) -> tuple[dict[int, CopyPlan], dict[Object, ObjectFacts | None]]:
     sources, targets = _object_facts(ctx, handles)
     occupied = {(ctx.target.bucket, key) for key, found in targets.items() if found is not None}
     with ctx.repository.connect() as conn:
@@ -201,9 +207,17 @@ def _move(ctx: MoveContext, handle_ids: Sequence[int], result: BundleResult) -> 
     )
     claimed = {(ctx.target.bucket, h.key or "") for h in movable if refusals[(ctx.target.bucket, h.key or "")] is None}
     try:
-        busy = {h.id: refusals[(ctx.target.bucket, h.key or "")] for h in movable if (ctx.target.bucket, h.key) not in claimed}
+        busy = {
+            h.id: refusals[(ctx.target.bucket, h.key or "")]
+            for h in movable
+            if (ctx.target.bucket, h.key) not in claimed
+        }
         with ctx.repository.begin() as conn:
-            ledger.record(conn, MoveState.SKIPPED, {ledger_ids[i]: {"error": f"retried next run: {why}"} for i, why in busy.items()})
+            ledger.record(
+                conn,
+                MoveState.SKIPPED,
+                {ledger_ids[i]: {"error": f"retried next run: {why}"} for i, why in busy.items()},
+            )
         result.skipped["target key claimed by another run"] += len(busy)
         _copy_and_repoint(ctx, [h for h in movable if h.id not in busy], ledger_ids, result)
     finally:
@@ -211,7 +225,9 @@ def _move(ctx: MoveContext, handle_ids: Sequence[int], result: BundleResult) -> 
             claims.release(conn, ctx.run_id, claimed)
 
 
-def _copy_and_repoint(ctx: MoveContext, movable: list[Handle], ledger_ids: dict[int, int], result: BundleResult) -> None:
+def _copy_and_repoint(
+    ctx: MoveContext, movable: list[Handle], ledger_ids: dict[int, int], result: BundleResult
+) -> None:
     if not movable:
         return
     plans, sources = _copy_plans(ctx, movable)
@@ -221,7 +237,9 @@ def _copy_and_repoint(ctx: MoveContext, movable: list[Handle], ledger_ids: dict[
 
     def copy(handle: Handle) -> tuple[Handle, tuple[str, bool] | str | lease.LeaseLost]:
         try:
-            return handle, _copy_one(ctx, writes, handle, plans[handle.id], sources[(handle.bucket or "", handle.key or "")])
+            return handle, _copy_one(
+                ctx, writes, handle, plans[handle.id], sources[(handle.bucket or "", handle.key or "")]
+            )
         except S3Errors as error:
             if isinstance(error, VerificationFailed) and error.made_etag:
                 made[handle.id] = error.made_etag
@@ -243,7 +261,9 @@ def _copy_and_repoint(ctx: MoveContext, movable: list[Handle], ledger_ids: dict[
             {ledger_ids[i]: {"error": e, "target_object_etag": made.get(i)} for i, e in failed.items()},
         )
         # Recorded even when the run stops now: the next run knows these objects as costalloc's own.
-        ledger.record(conn, MoveState.COPIED, {ledger_ids[h.id]: {"target_object_etag": etag} for h, (etag, _) in copied})
+        ledger.record(
+            conn, MoveState.COPIED, {ledger_ids[h.id]: {"target_object_etag": etag} for h, (etag, _) in copied}
+        )
         ledger.record(conn, MoveState.SKIPPED, {ledger_ids[i]: {"error": stop.reason} for i, stop in stopped.items()})
         if stopped:
             reason = next(iter(stopped.values())).reason
@@ -262,12 +282,20 @@ def _copy_and_repoint(ctx: MoveContext, movable: list[Handle], ledger_ids: dict[
             ledger.record(
                 conn,
                 MoveState.REPOINTED,
-                {ledger_ids[m.handle_id]: {"etag_after": m.etag_after, "repointed_on": repointed_on} for m in moves if m.handle_id in repointed},
+                {
+                    ledger_ids[m.handle_id]: {"etag_after": m.etag_after, "repointed_on": repointed_on}
+                    for m in moves
+                    if m.handle_id in repointed
+                },
             )
             ledger.record(
                 conn,
                 MoveState.SKIPPED,
-                {ledger_ids[m.handle_id]: {"error": "handle changed during the move; retried next run"} for m in moves if m.handle_id not in repointed},
+                {
+                    ledger_ids[m.handle_id]: {"error": "handle changed during the move; retried next run"}
+                    for m in moves
+                    if m.handle_id not in repointed
+                },
             )
     except lease.LeaseLost as stop:
         with ctx.repository.begin() as conn:

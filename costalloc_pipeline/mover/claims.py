@@ -81,13 +81,22 @@ def _claim_once(
         holder = existing.get(ids[obj])
         if holder is None:
             fresh.append(
-                {"object_id": ids[obj], "bucket": obj[0], "key": obj[1], "run_id": run_id,
-                 "source_bucket": request.source_bucket, "claimed_on": now, "held_until": until}
+                {
+                    "object_id": ids[obj],
+                    "bucket": obj[0],
+                    "key": obj[1],
+                    "run_id": run_id,
+                    "source_bucket": request.source_bucket,
+                    "claimed_on": now,
+                    "held_until": until,
+                }
             )
             outcome[obj] = None
         elif holder.run_id == run_id:
             same = holder.source_bucket == request.source_bucket
-            outcome[obj] = None if same else f"another source of this run ({holder.source_bucket}) is copied to this key"
+            outcome[obj] = (
+                None if same else f"another source of this run ({holder.source_bucket}) is copied to this key"
+            )
         elif run_is_live(conn, holder.run_id, now) or (holder.until is not None and holder.until > now):
             outcome[obj] = f"run {holder.run_id} is writing or archiving s3://{obj[0]}/{obj[1]}"
         else:
@@ -124,7 +133,9 @@ def claim(
 
 def extend(conn: Connection, run_id: str, now: dt.datetime, lease_seconds: int) -> None:
     """Renew the hold of every claim of the run, with its lease (in the renewal's transaction)."""
-    conn.execute(update(object_claim).where(object_claim.c.run_id == run_id).values(held_until=held_until(now, lease_seconds)))
+    conn.execute(
+        update(object_claim).where(object_claim.c.run_id == run_id).values(held_until=held_until(now, lease_seconds))
+    )
 
 
 def held(conn: Connection, run_id: str, objects: Collection[Object]) -> set[Object]:
@@ -146,7 +157,9 @@ def release(conn: Connection, run_id: str, objects: Collection[Object]) -> None:
     ids = sorted({object_id(*obj) for obj in objects})
     for start in range(0, len(ids), _CHUNK):
         conn.execute(
-            delete(object_claim).where(object_claim.c.object_id.in_(ids[start : start + _CHUNK]), object_claim.c.run_id == run_id)
+            delete(object_claim).where(
+                object_claim.c.object_id.in_(ids[start : start + _CHUNK]), object_claim.c.run_id == run_id
+            )
         )
 
 

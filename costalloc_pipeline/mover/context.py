@@ -60,20 +60,20 @@ def move_context(
 ) -> MoveContext:
     """The context of a run of the project, from the live repository and the settings."""
     placement = load_placement(repository)
-    values: dict[str, object] = dict(
-        repository=repository,
-        other_repositories=tuple(engine_for(url) for url in settings.other_repository_urls),
-        s3=s3,
-        run_id=run_id,
-        project_id=project_id,
-        target=placement.target(project_id),
-        placement=placement,
-        copy=CopyOptions(settings.multipart_threshold, settings.multipart_part_size),
-        archive_storage_class=settings.archive_storage_class,
-        concurrency=settings.copy_concurrency,
-        archive_grace_seconds=settings.archive_grace_seconds,
-        lease_seconds=settings.lease_seconds,
-        clock=clock,
-    )
+    values: dict[str, object] = {
+        "repository": repository,
+        "other_repositories": tuple(engine_for(url) for url in settings.other_repository_urls),
+        "s3": s3,
+        "run_id": run_id,
+        "project_id": project_id,
+        "target": placement.target(project_id),
+        "placement": placement,
+        "copy": CopyOptions(settings.multipart_threshold, settings.multipart_part_size),
+        "archive_storage_class": settings.archive_storage_class,
+        "concurrency": settings.copy_concurrency,
+        "archive_grace_seconds": settings.archive_grace_seconds,
+        "lease_seconds": settings.lease_seconds,
+        "clock": clock,
+    }
     values.update(overrides)
     return MoveContext(**values)  # type: ignore[arg-type]

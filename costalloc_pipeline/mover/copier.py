@@ -200,7 +200,9 @@ def _verify(s3: S3Client, handle: Handle, source: ObjectFacts, bucket: str, etag
     if md5 is not None:
         size, read = read_md5(s3, bucket, handle.key or "")
         if (size, read) != (source.size, md5):
-            raise VerificationFailed(f"the copy read back as {size} bytes with MD5 {read}, not {source.size} and {md5}", made)
+            raise VerificationFailed(
+                f"the copy read back as {size} bytes with MD5 {read}, not {source.size} and {md5}", made
+            )
     return made
 
 
@@ -287,7 +289,9 @@ def multipart_copy(
 
     try:
         with ThreadPoolExecutor(max_workers=PART_CONCURRENCY) as parts_pool:
-            parts = list(parts_pool.map(lambda args: copy_part(*args), [(i + 1, a, b) for i, (a, b) in enumerate(ranges)]))
+            parts = list(
+                parts_pool.map(lambda args: copy_part(*args), [(i + 1, a, b) for i, (a, b) in enumerate(ranges)])
+            )
         before_write()
         s3.complete_multipart_upload(
             Bucket=target_bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}, **(complete_args or {})

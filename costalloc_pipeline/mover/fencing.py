@@ -42,7 +42,9 @@ class WriteFence:
     def before_write(self) -> None:
         with self._lock:
             now = self._ctx.clock()
-            fresh = self._renewed_at is not None and (now - self._renewed_at).total_seconds() < self._ctx.lease_seconds / 3
+            fresh = (
+                self._renewed_at is not None and (now - self._renewed_at).total_seconds() < self._ctx.lease_seconds / 3
+            )
             if fresh:
                 return
             with self._ctx.repository.begin() as conn:

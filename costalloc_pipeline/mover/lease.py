@@ -43,9 +43,7 @@ def holder(conn: Connection, project_id: int) -> Holder | None:
     return None if row is None else Holder(*row)
 
 
-def acquire(
-    engine: Engine, project_id: int, run_id: str, target_bucket: str, now: dt.datetime, seconds: int
-) -> None:
+def acquire(engine: Engine, project_id: int, run_id: str, target_bucket: str, now: dt.datetime, seconds: int) -> None:
     """Take (or renew) the project's lease for this run; LeaseHeld when another live run has it."""
     expires = now + dt.timedelta(seconds=seconds)
     with engine.begin() as conn:
@@ -62,7 +60,11 @@ def acquire(
         with engine.begin() as conn:
             conn.execute(
                 insert(relocation_lease).values(
-                    project_id=project_id, run_id=run_id, target_bucket=target_bucket, acquired_on=now, expires_on=expires
+                    project_id=project_id,
+                    run_id=run_id,
+                    target_bucket=target_bucket,
+                    acquired_on=now,
+                    expires_on=expires,
                 )
             )
     except IntegrityError:
@@ -93,16 +95,25 @@ def renew(conn: Connection, project_id: int, run_id: str, now: dt.datetime, seco
 def release(engine: Engine, project_id: int, run_id: str) -> None:
     with engine.begin() as conn:
         conn.execute(
-            delete(relocation_lease).where(relocation_lease.c.project_id == project_id, relocation_lease.c.run_id == run_id)
+            delete(relocation_lease).where(
+                relocation_lease.c.project_id == project_id, relocation_lease.c.run_id == run_id
+            )
         )
 
 
 def run_is_live(conn: Connection, run_id: str, now: dt.datetime) -> bool:
     """Whether the run still holds a lease. An expired lease of it is deleted first: the DELETE waits
     for a renewal in progress and then sees it, so a run is never declared dead while renewing."""
-    conn.execute(delete(relocation_lease).where(relocation_lease.c.run_id == run_id, relocation_lease.c.expires_on <= now))
-    return conn.execute(select(relocation_lease.c.project_id).where(relocation_lease.c.run_id == run_id)).first() is not None
+    conn.execute(
+        delete(relocation_lease).where(relocation_lease.c.run_id == run_id, relocation_lease.c.expires_on <= now)
+    )
+    return (
+        conn.execute(select(relocation_lease.c.project_id).where(relocation_lease.c.run_id == run_id)).first()
+        is not None
+    )
 
 
 def live_runs(conn: Connection, now: dt.datetime) -> frozenset[str]:
-    return frozenset(conn.execute(select(relocation_lease.c.run_id).where(relocation_lease.c.expires_on > now)).scalars())
+    return frozenset(
+        conn.execute(select(relocation_lease.c.run_id).where(relocation_lease.c.expires_on > now)).scalars()
+    )

@@ -19,9 +19,7 @@ UNFINISHED = (MoveState.STARTED.value, MoveState.COPIED.value)
 REPOINTED_ON = func.coalesce(move_ledger.c.repointed_on, move_ledger.c.updated_on)
 
 
-def start(
-    conn: Connection, run_id: str, project_id: int, handles: Sequence[Handle], target: Target
-) -> dict[int, int]:
+def start(conn: Connection, run_id: str, project_id: int, handles: Sequence[Handle], target: Target) -> dict[int, int]:
     """Insert STARTED rows; return ledger id by handle id."""
     if not handles:
         return {}
@@ -107,7 +105,9 @@ def own_copies(conn: Connection, target_bucket: str, keys: Iterable[str]) -> dic
     return found
 
 
-def moving_objects(conn: Connection, objects: Iterable[tuple[str, str]], live_runs: Iterable[str]) -> set[tuple[str, str]]:
+def moving_objects(
+    conn: Connection, objects: Iterable[tuple[str, str]], live_runs: Iterable[str]
+) -> set[tuple[str, str]]:
     """Objects that an unfinished move of a live run reads (its source) or writes (its target)."""
     runs = sorted(set(live_runs))
     wanted = set(objects)
@@ -162,7 +162,7 @@ def due_archives(
     run's rows are its own to finish."""
     query = select(move_ledger).where(
         move_ledger.c.state == MoveState.REPOINTED.value,
-        REPOINTED_ON <= repointed_before,
+        repointed_before >= REPOINTED_ON,
         or_(move_ledger.c.run_id.not_in(sorted(set(live_runs) - {own_run})), move_ledger.c.run_id == own_run),
     )
     if project_id is not None:

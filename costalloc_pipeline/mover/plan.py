@@ -50,9 +50,7 @@ def _groups_by_key(candidates: Iterable[Candidate]) -> list[list[Candidate]]:
     return list(groups.values())
 
 
-def plan_bundles(
-    candidates: Sequence[Candidate], max_files: int, max_bytes: int, max_bundles: int
-) -> BundlePlan:
+def plan_bundles(candidates: Sequence[Candidate], max_files: int, max_bytes: int, max_bundles: int) -> BundlePlan:
     """Bundles bounded in bytes (hard) and in number (hard); the file bound grows so that a large
     project still fits in max_bundles bundles. What does not fit is deferred to the next run."""
     if max_files < 1 or max_bytes < 1 or max_bundles < 1:
@@ -87,5 +85,7 @@ def candidates_of(frame: pd.DataFrame) -> list[Candidate]:
     sizes = frame["content_size"].fillna(0).astype("int64") if len(frame) else []
     return [
         Candidate(int(handle_id), bucket, None if pd.isna(key) else key, int(size))
-        for handle_id, bucket, key, size in zip(frame["file_handle_id"], frame["bucket_name"], frame["key"], sizes)
+        for handle_id, bucket, key, size in zip(
+            frame["file_handle_id"], frame["bucket_name"], frame["key"], sizes, strict=False
+        )
     ]

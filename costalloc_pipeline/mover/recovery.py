@@ -88,7 +88,7 @@ def interrupted_moves(
             select(move_ledger.c.project_id)
             .where(
                 move_ledger.c.state == MoveState.REPOINTED.value,
-                ledger.REPOINTED_ON <= now - dt.timedelta(seconds=grace_seconds),
+                now - dt.timedelta(seconds=grace_seconds) >= ledger.REPOINTED_ON,
             )
             .distinct()
         )
@@ -109,7 +109,9 @@ def _still_unfinished(repository: Engine, ledger_ids: Sequence[int]) -> list[int
     with repository.connect() as conn:
         return list(
             conn.execute(
-                select(move_ledger.c.id).where(move_ledger.c.id.in_(ledger_ids), move_ledger.c.state.in_(ledger.UNFINISHED))
+                select(move_ledger.c.id).where(
+                    move_ledger.c.id.in_(ledger_ids), move_ledger.c.state.in_(ledger.UNFINISHED)
+                )
             ).scalars()
         )
 
@@ -147,7 +149,7 @@ def resume_project(ctx: MoveContext, plan: ProjectPlan, interrupted: Sequence[In
         moved = move_bundle(ctx, plan.move_again) if plan.move_again else BundleResult()
         # A move that went again superseded its interrupted row; a row still open was not moved again.
         retried = [row.ledger_id for row in interrupted if row.file_handle_id in plan.move_again]
-        close = {**plan.close, **{ledger_id: NOT_TO_MOVE for ledger_id in _still_unfinished(ctx.repository, retried)}}
+        close = {**plan.close, **dict.fromkeys(_still_unfinished(ctx.repository, retried), NOT_TO_MOVE)}
         _close(ctx.repository, close)
     finally:
         run.end(ctx)
@@ -180,11 +182,9 @@ def waiting_archives(repository: Engine, project_id: int | None, grace_seconds: 
     """Sources kept live because their grace period is not over yet."""
     query = select(func.count()).where(
         move_ledger.c.state == MoveState.REPOINTED.value,
-        ledger.REPOINTED_ON > utcnow() - dt.timedelta(seconds=grace_seconds),
+        utcnow() - dt.timedelta(seconds=grace_seconds) < ledger.REPOINTED_ON,
     )
     if project_id is not None:
         query = query.where(move_ledger.c.project_id == project_id)
     with repository.connect() as conn:
         return int(conn.execute(query).scalar_one())
-
-

@@ -31,7 +31,9 @@ class CostAllocSettings(dg.ConfigurableResource):
     copy_concurrency: int = 32
     multipart_threshold: int = 5 * 1024**3
     multipart_part_size: int = 512 * 1024**2
-    other_repository_urls: list[str] = []
+    # A pydantic field, not a class attribute: pydantic copies the default for each instance. Not
+    # Field(default_factory=list): Dagster would then drop the default from the launchpad's schema.
+    other_repository_urls: list[str] = []  # noqa: RUF012
     audit_sample: int = 0
     lease_seconds: int = 600
 
@@ -45,7 +47,7 @@ class CostAllocSettings(dg.ConfigurableResource):
         return {**data, **validate_values(given)}
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> "CostAllocSettings":
+    def from_settings(cls, settings: Settings) -> CostAllocSettings:
         values = {name: getattr(settings, name) for name in cls.model_fields}
         values["data_dir"] = str(settings.data_dir)
         values["other_repository_urls"] = list(settings.other_repository_urls)

@@ -16,7 +16,8 @@ def handle_of(stack, project: int):
     from .test_relocation import project_handles
 
     return next(
-        h for h in project_handles(stack, project)
+        h
+        for h in project_handles(stack, project)
         if h.id not in stack.report.external_handle_ids and h.bucket_name == stack.settings.default_bucket
     )
 

@@ -3,6 +3,7 @@
 import dagster as dg
 import pandas as pd
 import pytest
+from helpers.repository_builder import Scenario, bootstrapped_builder, build_scenario
 
 from costalloc_pipeline.assets.files_out_of_place import files_out_of_place
 from costalloc_pipeline.assets.replication import entity_replication, file_replication
@@ -11,7 +12,6 @@ from costalloc_pipeline.errors import BadRequest
 from costalloc_pipeline.partitions import project_id_of, project_partition_key, projects
 from costalloc_pipeline.resources.databases import Database
 from costalloc_pipeline.resources.io_manager import ParquetIOManager
-from helpers.repository_builder import Scenario, bootstrapped_builder, build_scenario
 
 
 @pytest.fixture
@@ -46,7 +46,13 @@ def test_dataset_and_metadata_of_a_project(settings, scenario, tmp_path):
     assert result.success
     stored = pd.read_parquet(tmp_path / "files_out_of_place" / f"{scenario.alpha_project}.parquet")
     expected = scenario.ids(
-        "versioned", "preview_1", "shared_by_versions", "preview_of_placed", "in_beta", "shared_with_partner", "with_shared_preview"
+        "versioned",
+        "preview_1",
+        "shared_by_versions",
+        "preview_of_placed",
+        "in_beta",
+        "shared_with_partner",
+        "with_shared_preview",
     )
     assert set(stored["file_handle_id"]) == expected
     pd.testing.assert_frame_equal(result.output_for_node("files_out_of_place"), stored, check_like=True)

@@ -60,13 +60,19 @@ def test_an_assigned_project_is_moved_with_every_version_and_preview(stack):
 def test_external_handles_are_untouched(stack):
     project = stack.report.project_ids[0]
     external = stack.s3.list_objects_v2(Bucket=stack.report.external_bucket)["Contents"]
-    before = {h.id: (h.bucket_name, h.key, h.etag) for h in project_handles(stack, project) if h.id in stack.report.external_handle_ids}
+    before = {
+        h.id: (h.bucket_name, h.key, h.etag)
+        for h in project_handles(stack, project)
+        if h.id in stack.report.external_handle_ids
+    }
     stack.assign(project, "genomics")
     stack.runner.tick()
     after = {h.id: (h.bucket_name, h.key, h.etag) for h in project_handles(stack, project) if h.id in before}
     assert after == before
     again = stack.s3.list_objects_v2(Bucket=stack.report.external_bucket)["Contents"]
-    assert [(o["Key"], o["ETag"], o["StorageClass"]) for o in again] == [(o["Key"], o["ETag"], o["StorageClass"]) for o in external]
+    assert [(o["Key"], o["ETag"], o["StorageClass"]) for o in again] == [
+        (o["Key"], o["ETag"], o["StorageClass"]) for o in external
+    ]
 
 
 def test_a_second_run_moves_nothing(stack):

@@ -2,6 +2,7 @@
 
 import dagster as dg
 import pytest
+from helpers.repository_builder import Scenario, bootstrapped_builder, build_scenario
 from sqlalchemy import update
 
 from costalloc_pipeline.assets.storage_report import bucket_usage, cost_allocation_storage
@@ -9,7 +10,6 @@ from costalloc_pipeline.config import Settings
 from costalloc_pipeline.db import engine_for
 from costalloc_pipeline.resources.databases import Database
 from costalloc_pipeline.schema.repository import FileStatus, files
-from helpers.repository_builder import Scenario, bootstrapped_builder, build_scenario
 
 
 @pytest.fixture
@@ -20,7 +20,9 @@ def scenario(settings: Settings) -> Scenario:
 def test_report_counts_available_handles_per_managed_bucket(settings, scenario):
     # An UNLINKED handle is no longer billed to anyone the report can name.
     with engine_for(settings.repository_url).begin() as conn:
-        conn.execute(update(files).where(files.c.id == scenario.handles["placed"]).values(status=FileStatus.UNLINKED.value))
+        conn.execute(
+            update(files).where(files.c.id == scenario.handles["placed"]).values(status=FileStatus.UNLINKED.value)
+        )
     builder = bootstrapped_builder(settings)
     builder.allocation("unused", "test-ca-unused")
 
@@ -49,7 +51,12 @@ def test_report_counts_available_handles_per_managed_bucket(settings, scenario):
         "bytes:unused": 0,
     }
     table = materialization.metadata["buckets"].value
-    assert [record.data["cost_allocation"] for record in table.records] == ["(default bucket)", "alpha", "beta", "unused"]
+    assert [record.data["cost_allocation"] for record in table.records] == [
+        "(default bucket)",
+        "alpha",
+        "beta",
+        "unused",
+    ]
     assert [record.data["active_projects"] for record in table.records] == [0, 2, 1, 0]
 
 
@@ -58,4 +65,9 @@ def test_usage_of_an_empty_repository_is_all_zero(settings):
 
     [default] = bucket_usage(engine_for(settings.repository_url))
 
-    assert (default.cost_allocation, default.bucket, default.files, default.bytes) == (None, "test-costalloc-default", 0, 0)
+    assert (default.cost_allocation, default.bucket, default.files, default.bytes) == (
+        None,
+        "test-costalloc-default",
+        0,
+        0,
+    )

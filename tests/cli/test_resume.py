@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import pytest
+from faults.repository import make_repo
 
 from costalloc_pipeline.cli import main
 from costalloc_pipeline.mover.bundle import move_bundle
 from costalloc_pipeline.mover.recovery import TARGET_CHANGED, Interrupted, plan_resume
 from costalloc_pipeline.schema.repository import MoveState
-from faults.repository import make_repo
 
 from .test_verify import environment  # noqa: F401 - the COSTALLOC_* environment fixture
 
@@ -16,7 +16,7 @@ PROJECT = 10
 
 
 @pytest.fixture
-def repo(environment, entities):
+def repo(environment, entities):  # noqa: F811 - pytest passes the imported fixture by its name
     return make_repo(environment, entities)
 
 

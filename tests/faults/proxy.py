@@ -17,6 +17,7 @@ from collections import Counter
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Self
 from urllib.parse import parse_qs, unquote, urlsplit
 
 # Headers that belong to one hop, not to the request or answer being relayed.
@@ -98,7 +99,7 @@ class UpstreamAnswer:
     def header(self, name: str) -> str | None:
         return next((value for key, value in self.headers if key.lower() == name.lower()), None)
 
-    def with_body(self, body: bytes) -> "UpstreamAnswer":
+    def with_body(self, body: bytes) -> UpstreamAnswer:
         return replace(self, body=body)
 
 
@@ -173,7 +174,7 @@ class Traffic:
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
-    server: "_Server"
+    server: _Server
 
     def log_message(self, *_args: object) -> None:
         pass
@@ -290,7 +291,7 @@ class FaultProxy:
     def heal(self) -> None:
         self.inject(never)
 
-    def __enter__(self) -> "FaultProxy":
+    def __enter__(self) -> Self:
         self._thread.start()
         return self
 

@@ -93,7 +93,9 @@ class Repo:
         """Assign (or re-assign) the project, as the API does; returns its new target bucket."""
         with self.engine.connect() as conn:
             caller = admin_caller(conn)
-        return service.assign(self.engine, self.s3, self.settings, project_id, allocation, caller).cost_allocation.bucket
+        return service.assign(
+            self.engine, self.s3, self.settings, project_id, allocation, caller
+        ).cost_allocation.bucket
 
     def unassign(self, project_id: int) -> None:
         with self.engine.connect() as conn:
@@ -204,13 +206,13 @@ class Repo:
         with self.engine.connect() as conn:
             return list(
                 conn.execute(
-                    select(move_ledger.c.state).where(move_ledger.c.file_handle_id == handle_id).order_by(move_ledger.c.id)
+                    select(move_ledger.c.state)
+                    .where(move_ledger.c.file_handle_id == handle_id)
+                    .order_by(move_ledger.c.id)
                 ).scalars()
             )
 
-    def crash(
-        self, project_id: int, handle_ids: list[int], kill_at: str, copy: CopyOptions = NO_MULTIPART
-    ) -> None:
+    def crash(self, project_id: int, handle_ids: list[int], kill_at: str, copy: CopyOptions = NO_MULTIPART) -> None:
         crash(self.settings, project_id, handle_ids, kill_at, copy)
 
 
@@ -230,7 +232,9 @@ def crash(
         "part_size": copy.part_size,
         "concurrency": 1,
     }
-    worker = subprocess.run([sys.executable, str(WORKER), json.dumps(spec)], capture_output=True, text=True, timeout=120)
+    worker = subprocess.run(
+        [sys.executable, str(WORKER), json.dumps(spec)], capture_output=True, text=True, timeout=120
+    )
     assert worker.returncode == -9, f"the worker was not killed at {kill_at}: {worker.returncode} {worker.stderr}"
     # A dead run's lease lapses, and its claims' hold one lease period later: then the next run may
     # take the project and its keys, as in production.

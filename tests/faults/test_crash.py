@@ -109,7 +109,9 @@ def test_killed_in_the_middle_of_archiving_a_bundle(repo):
     originals = repo.add_handles(5)
     repo.crash(PROJECT, list(originals), "archive-copy:2")
 
-    archived = [h for h in originals if repo.storage_class(repo.settings.default_bucket, repo.handle(h).key) == "GLACIER"]
+    archived = [
+        h for h in originals if repo.storage_class(repo.settings.default_bucket, repo.handle(h).key) == "GLACIER"
+    ]
     assert len(archived) == 2
     assert repo.audit().counts == {REPOINTED_NOT_ARCHIVED: 5}
 

@@ -56,7 +56,7 @@ def test_an_unassign_while_a_run_archives_waits_for_that_run(repo):
     before (both runs archived, nothing was readable)."""
     allocation = repo.project(PROJECT, "genomics")
     originals = repo.add_handles(1)
-    (handle_id, body), = originals.items()
+    ((handle_id, body),) = originals.items()
     s3 = repo.client()
     refused: list[str] = []
 
@@ -85,7 +85,7 @@ def test_an_unassign_while_a_run_archives_waits_for_that_run(repo):
 
 def test_a_reference_that_appears_during_the_grace_period_keeps_the_object(repo):
     target = repo.project(PROJECT, "genomics")
-    (handle_id, body), = repo.add_handles(1).items()
+    ((handle_id, body),) = repo.add_handles(1).items()
     old = repo.handle(handle_id)
     result = move_bundle(repo.context(PROJECT, run_id="run-1", archive_grace_seconds=3600), [handle_id])
     assert (result.moved_files, result.archived_objects, result.archives_pending) == (1, 0, 1)
@@ -171,7 +171,7 @@ def test_of_two_sources_for_one_key_the_one_whose_bytes_are_there_moves(repo):
 @pytest.mark.parametrize("owner", ["nobody", "an UNLINKED handle"])
 def test_other_bytes_at_the_target_key_are_never_overwritten(repo, owner):
     target = repo.project(PROJECT, "genomics")
-    (handle_id, body), = repo.add_handles(1).items()
+    ((handle_id, body),) = repo.add_handles(1).items()
     key = repo.handle(handle_id).key
     theirs = b"bytes that were there first"
     repo.s3.put_object(Bucket=target, Key=key, Body=theirs)
@@ -190,7 +190,7 @@ def test_a_key_another_stack_references_at_the_target_is_never_overwritten(repo,
     from .test_concurrency import other_stack
 
     target = repo.project(PROJECT, "genomics")
-    (handle_id, body), = repo.add_handles(1).items()
+    ((handle_id, body),) = repo.add_handles(1).items()
     key = repo.handle(handle_id).key
     theirs = b"the other stack's file at the same key"
     repo.s3.put_object(Bucket=target, Key=key, Body=theirs)

@@ -22,7 +22,6 @@ from .repository import CopyCounter
 PROJECT = 10
 
 
-
 def terminate(url: str, backend_pid: int | None = None) -> int:
     """End one backend, or every other backend of the database; returns how many ended."""
     admin = create_engine(url, poolclass=NullPool)
@@ -84,9 +83,11 @@ def test_connection_lost_inside_the_repoint_transaction(repo):
         if "UPDATE files" in statement:
             terminate(repo.settings.repository_url, cursor.connection.info.backend_pid)
 
-    with listening(ctx.repository, "after_cursor_execute", end_backend_after_repoint):
-        with pytest.raises(OperationalError):
-            move_bundle(ctx, list(originals))
+    with (
+        listening(ctx.repository, "after_cursor_execute", end_backend_after_repoint),
+        pytest.raises(OperationalError),
+    ):
+        move_bundle(ctx, list(originals))
 
     # The repoint never committed: every handle still reads its source, nothing was archived.
     for handle_id in originals:

@@ -37,7 +37,9 @@ def link_to_project(engine: Engine, handle_id: int, project_id: int, entity_id: 
                 modified_on=now,
             )
         )
-        conn.execute(insert(node_revision).values(owner_node_id=entity_id, number=1, file_handle_id=handle_id, modified_on=now))
+        conn.execute(
+            insert(node_revision).values(owner_node_id=entity_id, number=1, file_handle_id=handle_id, modified_on=now)
+        )
     return entity_id
 
 

@@ -148,7 +148,9 @@ class RepositoryBuilder:
                 )
             )
 
-    def _node(self, node_id: int, name: str, node_type: NodeType, parent_id: int | None, project_id: int | None) -> None:
+    def _node(
+        self, node_id: int, name: str, node_type: NodeType, parent_id: int | None, project_id: int | None
+    ) -> None:
         with self.engine.begin() as conn:
             conn.execute(
                 insert(node).values(
@@ -207,7 +209,9 @@ def build_scenario(builder: RepositoryBuilder) -> Scenario:
     h["shared_by_versions"] = builder.handle()
     folder = builder.folder(alpha_project)
     # Versions 2 and 3 share a handle; version 4 has none.
-    builder.file_entity(alpha_project, h["versioned"], h["shared_by_versions"], h["shared_by_versions"], None, parent_id=folder)
+    builder.file_entity(
+        alpha_project, h["versioned"], h["shared_by_versions"], h["shared_by_versions"], None, parent_id=folder
+    )
     h["preview_of_placed"] = builder.preview()
     h["placed"] = builder.handle(alpha_bucket, preview_id=h["preview_of_placed"])
     builder.file_entity(alpha_project, h["placed"])

@@ -21,7 +21,9 @@ def run_costalloc(arguments: list[str], environment: dict[str, str], timeout: fl
     done = subprocess.run(
         [COSTALLOC, *arguments], env=environment, capture_output=True, text=True, timeout=timeout, check=False
     )
-    assert done.returncode == 0, f"costalloc {' '.join(arguments)} exited {done.returncode}:\n{done.stdout}\n{done.stderr}"
+    assert done.returncode == 0, (
+        f"costalloc {' '.join(arguments)} exited {done.returncode}:\n{done.stdout}\n{done.stderr}"
+    )
     return done.stdout
 
 

@@ -94,7 +94,10 @@ class World:
 
     def context(self, run_id: str = "run-1", **overrides: Any) -> MoveContext:
         """A run of project 1 toward its target now, holding the project's lease."""
-        values: dict[str, Any] = dict(copy=CopyOptions(multipart_threshold=5 * 1024**3, part_size=512 * 1024**2), concurrency=8)
+        values: dict[str, Any] = {
+            "copy": CopyOptions(multipart_threshold=5 * 1024**3, part_size=512 * 1024**2),
+            "concurrency": 8,
+        }
         values.update(overrides)
         ctx = move_context(self.settings, self.repository, self.s3, 1, run_id, **values)
         end_earlier_runs(self.repository, 1)

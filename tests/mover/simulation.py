@@ -313,7 +313,7 @@ class SerialExecutor:
     def map(
         self, fn: Callable[..., Any], *iterables: Iterable[Any], timeout: float | None = None, chunksize: int = 1
     ) -> Iterator[Any]:
-        futures = [self.submit(fn, *args) for args in zip(*iterables)]
+        futures = [self.submit(fn, *args) for args in zip(*iterables, strict=False)]
         return (future.result() for future in futures)
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
@@ -988,10 +988,9 @@ class Environment:
             **self.allocation_buckets,
         }
         with self.engine.connect() as conn:
-            self.locations: dict[str, int] = {
-                bucket: location
-                for bucket, location in conn.execute(select(storage_location.c.bucket, storage_location.c.id))
-            }
+            self.locations: dict[str, int] = dict(
+                conn.execute(select(storage_location.c.bucket, storage_location.c.id)).all()
+            )
 
     def _insert_node(self, entity_id: int, node_type: NodeType, parent: int | None, project: int) -> None:
         now = utcnow()
@@ -1457,7 +1456,8 @@ def settle(world: World) -> None:
         if row[0] in before and before[row[0]] != tuple(row[1:])
     )
     world.findings.append(
-        f"I6: still changing after {SETTLE_ROUNDS} settling rounds; in the last round: {moving or 'ledger or associations'}"
+        f"I6: still changing after {SETTLE_ROUNDS} settling rounds; "
+        f"in the last round: {moving or 'ledger or associations'}"
     )
 
 
@@ -1517,7 +1517,7 @@ def _oracle_read_back(world: World, rows: Sequence[Any]) -> dict[tuple[str, str]
     with ThreadPoolExecutor(max_workers=8) as pool:
         answers = list(pool.map(lambda r: _read(s3, r.bucket_name, r.key), readable))
     contents: dict[tuple[str, str], bytes] = {}
-    for row, (body, storage_class) in zip(readable, answers):
+    for row, (body, storage_class) in zip(readable, answers, strict=False):
         where = f"handle {row.id} at {world.alias(row.bucket_name)}/{row.key}"
         expected = model.expected.get(row.id)
         odd = model.odd.get(row.id)
@@ -1532,7 +1532,8 @@ def _oracle_read_back(world: World, rows: Sequence[Any]) -> dict[tuple[str, str]
             continue
         if body != expected:
             world.findings.append(
-                f"I1 read-back: {where} reads other bytes (md5 {md5(body)}, {len(body)} B; expected md5 {md5(expected)}, {len(expected)} B)"
+                f"I1 read-back: {where} reads other bytes (md5 {md5(body)}, {len(body)} B; "
+                f"expected md5 {md5(expected)}, {len(expected)} B)"
             )
         if odd not in ("lying-size", "null-size") and row.content_size != len(expected):
             world.findings.append(f"read-back: {where} records size {row.content_size}, expected {len(expected)}")
@@ -1572,7 +1573,8 @@ def _oracle_nothing_vanished(world: World, contents: dict[tuple[str, str], bytes
         if in_archive or _matches(_head(s3, tracked.bucket, tracked.key), tracked.body):
             continue
         world.findings.append(
-            f"vanished: the bytes of {world.alias(tracked.bucket)}/{tracked.key} (md5 {md5(tracked.body)}, handles {sorted(tracked.holders)}) exist nowhere"
+            f"vanished: the bytes of {world.alias(tracked.bucket)}/{tracked.key} "
+            f"(md5 {md5(tracked.body)}, handles {sorted(tracked.holders)}) exist nowhere"
         )
 
 
@@ -1588,14 +1590,13 @@ def _oracle_convergence(world: World, rows: Sequence[Any]) -> None:
                 select(move_ledger.c.file_handle_id).where(move_ledger.c.state == MoveState.FAILED.value)
             ).scalars()
         )
-        active: dict[int, str] = {
-            project: bucket
-            for project, bucket in conn.execute(
+        active: dict[int, str] = dict(
+            conn.execute(
                 select(cost_allocation_project.c.project_id, cost_allocation.c.bucket)
                 .join(cost_allocation, cost_allocation.c.id == cost_allocation_project.c.cost_allocation_id)
                 .where(cost_allocation_project.c.state == AssociationState.ACTIVE.value)
-            )
-        }
+            ).all()
+        )
         references = conn.execute(
             select(node_revision.c.file_handle_id, node.c.project_id)
             .join(node, node.c.id == node_revision.c.owner_node_id)
@@ -1687,7 +1688,8 @@ def describe(world: World) -> str:
     )
     for obj in spec.objects:
         lines.append(
-            f"  object o{obj.index}: {obj.place}/{obj.key}, {len(obj.body)} B, md5 {md5(obj.body)}{' (multipart upload)' if obj.multipart else ''}"
+            f"  object o{obj.index}: {obj.place}/{obj.key}, {len(obj.body)} B, "
+            f"md5 {md5(obj.body)}{' (multipart upload)' if obj.multipart else ''}"
         )
     for h in spec.handles:
         extras = [f"status {h.status}"] if h.status != FileStatus.AVAILABLE.value else []
@@ -1843,7 +1845,8 @@ def report(folder: Path) -> int:
     for c in campaigns:
         rate = c["schedules"] / c["seconds"] if c["seconds"] else 0.0
         print(
-            f"{c['backend']}: {c['schedules']} schedules in {c['seconds']}s ({rate:.2f}/s), {len(c['failed'])} with violations"
+            f"{c['backend']}: {c['schedules']} schedules in {c['seconds']}s ({rate:.2f}/s), "
+            f"{len(c['failed'])} with violations"
         )
         for f in c["failed"][:20]:
             print(f"  seed {f['seed']}: {f['findings'][0][:300]}")

@@ -39,7 +39,11 @@ def test_moves_verifies_repoints_and_archives(world):
     assert (result.moved_files, result.archived_objects, result.failed) == (5, 5, {})
     for hid, old in before.items():
         new = world.handle(hid)
-        assert (new.bucket_name, new.key, new.storage_location_id) == (TARGET_BUCKET, old.key, world.target.storage_location_id)
+        assert (new.bucket_name, new.key, new.storage_location_id) == (
+            TARGET_BUCKET,
+            old.key,
+            world.target.storage_location_id,
+        )
         assert new.etag != old.etag and new.updated_on >= old.updated_on
         assert world.read(TARGET_BUCKET, new.key) == world.read(TARGET_BUCKET, old.key)
         assert world.storage_class(old.bucket_name, old.key) == "GLACIER"
@@ -205,7 +209,10 @@ def test_an_archived_object_is_never_reused_as_a_copy(world):
     hid = world.add_handle(b"archived twin")
     key = world.handle(hid).key
     world.s3.copy_object(
-        Bucket=TARGET_BUCKET, Key=key, CopySource={"Bucket": world.settings.default_bucket, "Key": key}, StorageClass="GLACIER"
+        Bucket=TARGET_BUCKET,
+        Key=key,
+        CopySource={"Bucket": world.settings.default_bucket, "Key": key},
+        StorageClass="GLACIER",
     )
     result = move_bundle(world.context(), [hid])
     # Not reused: a fresh live copy replaced the archive of the same bytes.

@@ -22,7 +22,15 @@ def facts(etag: str = BODY_MD5, size: int = 18, storage_class: str = "STANDARD")
     return ObjectFacts(size, etag, storage_class)
 
 
-def plan(target: ObjectFacts | None, source: ObjectFacts | None = None, own: set[str] = set(), referenced: bool = False, **h):
+def plan(
+    target: ObjectFacts | None,
+    source: ObjectFacts | None = None,
+    own: set[str] | None = None,
+    referenced: bool = False,
+    **h,
+):
+    if own is None:
+        own = set()
     return plan_copy(handle(**h), source or facts(), target, set(), own, referenced)
 
 

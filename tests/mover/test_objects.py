@@ -34,7 +34,7 @@ def listings(s3) -> list[str]:
 def test_dense_keys_take_a_page_per_thousand_and_agree_with_head(s3):
     keys = [f"7/{n:05d}/file.bin" for n in range(1500)]
     put_all(s3, keys)
-    wanted = keys[100:1400] + ["7/99999/missing.bin", "7/00100/file.bi", "7/00100/file.bin.old"]
+    wanted = [*keys[100:1400], "7/99999/missing.bin", "7/00100/file.bi", "7/00100/file.bin.old"]
     calls = listings(s3)
     found = stat_objects(s3, BUCKET, wanted)
     assert len(calls) <= 2

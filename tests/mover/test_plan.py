@@ -2,9 +2,7 @@ from costalloc_pipeline.mover.plan import Candidate, plan_bundles
 
 
 def candidates(count: int, size: int = 10, shared_every: int = 0) -> list[Candidate]:
-    return [
-        Candidate(i, "default", f"k{i // shared_every if shared_every else i}", size) for i in range(count)
-    ]
+    return [Candidate(i, "default", f"k{i // shared_every if shared_every else i}", size) for i in range(count)]
 
 
 def test_bundles_respect_file_and_byte_bounds():

@@ -19,7 +19,7 @@ def _frame(rows: int) -> pd.DataFrame:
     return pd.DataFrame(
         {
             "file_handle_id": pd.array(range(1, rows + 1), dtype="Int64"),
-            "key": pd.array([f"1/{i}/file {i}, \"quoted\".csv" for i in range(rows)], dtype="str"),
+            "key": pd.array([f'1/{i}/file {i}, "quoted".csv' for i in range(rows)], dtype="str"),
             "content_size": pd.array([None if i == 1 else i * 10 for i in range(rows)], dtype="Int64"),
             "is_preview": pd.array([i % 2 == 0 for i in range(rows)], dtype="bool"),
         }
@@ -54,7 +54,9 @@ def test_local_round_trip_keeps_values_and_dtypes(tmp_path, rows):
 
     pd.testing.assert_frame_equal(loaded, frame)
     assert (tmp_path / "storage" / "relocation" / "files_out_of_place" / "123.parquet").is_file()
-    assert [path.name for path in (tmp_path / "storage" / "relocation" / "files_out_of_place").iterdir()] == ["123.parquet"]
+    assert [path.name for path in (tmp_path / "storage" / "relocation" / "files_out_of_place").iterdir()] == [
+        "123.parquet"
+    ]
 
 
 def test_unpartitioned_asset_is_one_file(tmp_path):
@@ -79,7 +81,9 @@ def test_missing_dataset_is_a_clear_error(tmp_path, s3_manager):
     key = dg.AssetKey(["never_materialized"])
     for manager in (ParquetIOManager(base_dir=str(tmp_path)), s3_manager):
         with pytest.raises(NotFound, match="materialize it first"):
-            manager.load_input(dg.build_input_context(asset_key=key, upstream_output=dg.build_output_context(asset_key=key)))
+            manager.load_input(
+                dg.build_input_context(asset_key=key, upstream_output=dg.build_output_context(asset_key=key))
+            )
 
 
 def test_partition_keys_cannot_leave_the_asset_folder(tmp_path):

@@ -1,14 +1,14 @@
 """initial replica schema
 
 Revision ID: 0001
-Revises: 
+Revises:
 Create Date: 2026-11-21 13:56:45.512298
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = '0001'
+revision = "0001"
 down_revision = None
 branch_labels = None
 depends_on = None
@@ -16,48 +16,49 @@ depends_on = None
 
 def upgrade() -> None:
 
-    op.create_table('entity_replication',
-    sa.Column('entity_id', sa.BigInteger(), autoincrement=False, nullable=False),
-    sa.Column('version', sa.BigInteger(), autoincrement=False, nullable=False),
-    sa.Column('project_id', sa.BigInteger(), nullable=False),
-    sa.Column('file_handle_id', sa.BigInteger(), nullable=True),
-    sa.PrimaryKeyConstraint('entity_id', 'version')
+    op.create_table(
+        "entity_replication",
+        sa.Column("entity_id", sa.BigInteger(), autoincrement=False, nullable=False),
+        sa.Column("version", sa.BigInteger(), autoincrement=False, nullable=False),
+        sa.Column("project_id", sa.BigInteger(), nullable=False),
+        sa.Column("file_handle_id", sa.BigInteger(), nullable=True),
+        sa.PrimaryKeyConstraint("entity_id", "version"),
     )
-    with op.batch_alter_table('entity_replication', schema=None) as batch_op:
-        batch_op.create_index('ix_entity_replication_project', ['project_id', 'file_handle_id'], unique=False)
+    with op.batch_alter_table("entity_replication", schema=None) as batch_op:
+        batch_op.create_index("ix_entity_replication_project", ["project_id", "file_handle_id"], unique=False)
 
-    op.create_table('file_replication',
-    sa.Column('id', sa.BigInteger(), autoincrement=False, nullable=False),
-    sa.Column('etag', sa.String(length=36), nullable=False),
-    sa.Column('preview_id', sa.BigInteger(), nullable=True),
-    sa.Column('created_on', sa.DateTime(), nullable=False),
-    sa.Column('created_by', sa.BigInteger(), nullable=False),
-    sa.Column('metadata_type', sa.String(length=32), nullable=False),
-    sa.Column('content_type', sa.String(length=256), nullable=True),
-    sa.Column('content_size', sa.BigInteger(), nullable=True),
-    sa.Column('content_md5', sa.String(length=100), nullable=True),
-    sa.Column('bucket_name', sa.String(length=100), nullable=True),
-    sa.Column('name', sa.String(length=256), nullable=False),
-    sa.Column('key', sa.String(length=700), nullable=True),
-    sa.Column('storage_location_id', sa.BigInteger(), nullable=True),
-    sa.Column('endpoint', sa.String(length=512), nullable=True),
-    sa.PrimaryKeyConstraint('id')
+    op.create_table(
+        "file_replication",
+        sa.Column("id", sa.BigInteger(), autoincrement=False, nullable=False),
+        sa.Column("etag", sa.String(length=36), nullable=False),
+        sa.Column("preview_id", sa.BigInteger(), nullable=True),
+        sa.Column("created_on", sa.DateTime(), nullable=False),
+        sa.Column("created_by", sa.BigInteger(), nullable=False),
+        sa.Column("metadata_type", sa.String(length=32), nullable=False),
+        sa.Column("content_type", sa.String(length=256), nullable=True),
+        sa.Column("content_size", sa.BigInteger(), nullable=True),
+        sa.Column("content_md5", sa.String(length=100), nullable=True),
+        sa.Column("bucket_name", sa.String(length=100), nullable=True),
+        sa.Column("name", sa.String(length=256), nullable=False),
+        sa.Column("key", sa.String(length=700), nullable=True),
+        sa.Column("storage_location_id", sa.BigInteger(), nullable=True),
+        sa.Column("endpoint", sa.String(length=512), nullable=True),
+        sa.PrimaryKeyConstraint("id"),
     )
-    op.create_table('replication_watermark',
-    sa.Column('table_name', sa.String(length=64), nullable=False),
-    sa.Column('high_water', sa.DateTime(), nullable=False),
-    sa.Column('refreshed_on', sa.DateTime(), nullable=False),
-    sa.PrimaryKeyConstraint('table_name')
+    op.create_table(
+        "replication_watermark",
+        sa.Column("table_name", sa.String(length=64), nullable=False),
+        sa.Column("high_water", sa.DateTime(), nullable=False),
+        sa.Column("refreshed_on", sa.DateTime(), nullable=False),
+        sa.PrimaryKeyConstraint("table_name"),
     )
-
 
 
 def downgrade() -> None:
 
-    op.drop_table('replication_watermark')
-    op.drop_table('file_replication')
-    with op.batch_alter_table('entity_replication', schema=None) as batch_op:
-        batch_op.drop_index('ix_entity_replication_project')
+    op.drop_table("replication_watermark")
+    op.drop_table("file_replication")
+    with op.batch_alter_table("entity_replication", schema=None) as batch_op:
+        batch_op.drop_index("ix_entity_replication_project")
 
-    op.drop_table('entity_replication')
-
+    op.drop_table("entity_replication")
