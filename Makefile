@@ -24,10 +24,11 @@ dev: install
 test: install
 	$(BIN)/pytest -n 2 --dist loadfile
 
-# The gate CI runs before the tests: lint and format (ruff).
+# The gate CI runs before the tests: lint and format (ruff), types (mypy, strict; pyproject.toml).
 check: install
 	$(BIN)/ruff check costalloc_pipeline tests bench
 	$(BIN)/ruff format --check costalloc_pipeline tests bench
+	$(BIN)/mypy
 
 bench: install
 	$(BIN)/python -m bench

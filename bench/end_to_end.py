@@ -29,7 +29,7 @@ def time_relocate_job(stage: MoveStage) -> JobRun:
     try:
         import dagster as dg
 
-        from costalloc_pipeline.local_runner import LocalRunner
+        from costalloc_pipeline.defs.local_runner import LocalRunner
     except Exception as error:  # noqa: BLE001 - any import failure means "not measurable now"
         return JobRun(None, 0, f"the Dagster code location does not import: {type(error).__name__}: {error}")
     with (

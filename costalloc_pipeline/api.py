@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Mapping
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Request, Response, Security
@@ -30,7 +31,7 @@ from costalloc_pipeline.s3 import s3_client
 log = logging.getLogger(__name__)
 
 
-def _reason(status: int, reason: str, headers: dict[str, str] | None = None) -> JSONResponse:
+def _reason(status: int, reason: str, headers: Mapping[str, str] | None = None) -> JSONResponse:
     return JSONResponse({"reason": reason}, status_code=status, headers=headers)
 
 

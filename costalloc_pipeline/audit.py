@@ -27,10 +27,10 @@ import datetime as dt
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from botocore.exceptions import BotoCoreError, ClientError
-from sqlalchemy import Connection, Select, and_, func, not_, or_, select, tuple_, union
+from sqlalchemy import ColumnElement, Connection, Row, Select, and_, func, not_, or_, select, tuple_, union
 
 from costalloc_pipeline.buckets import ARCHIVE_RULE_ID, ARCHIVE_TAG
 from costalloc_pipeline.db import utcnow
@@ -40,6 +40,10 @@ from costalloc_pipeline.mover.objects import carries_archive_tag, head, read_md5
 from costalloc_pipeline.placement import live_condition, load_placement
 from costalloc_pipeline.schema.repository import MoveState, files, move_ledger
 from costalloc_pipeline.storage_classes import ARCHIVE_STORAGE_CLASSES
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_s3.type_defs import LifecycleRuleOutputTypeDef
 
 FIRST_IDS = 10
 
@@ -57,6 +61,11 @@ OVERWRITTEN = "I1: object differs from the copy verified when the handle was mov
 UNCHECKED = "unchecked: S3 refused the check"
 
 S3Errors = (ClientError, BotoCoreError)
+
+# A handle's id, bucket, key, size and MD5 (_HANDLE_COLUMNS); an archive's bucket, key and a handle id.
+_HandleRow = tuple[int, str, str, int | None, str | None]
+_ArchiveRow = tuple[str, str, int]
+_Columns = TypeVar("_Columns", bound=tuple[Any, ...])
 
 
 @dataclass
@@ -159,7 +168,7 @@ def lifecycle_problems(rules: Iterable[Mapping[str, Any]], retention_days: int) 
 # --- queries --------------------------------------------------------------------------------------
 
 
-def _managed(buckets: Sequence[str]) -> tuple[Any, ...]:
+def _managed(buckets: Sequence[str]) -> tuple[ColumnElement[bool], ...]:
     return (live_condition(files, buckets),)
 
 
@@ -167,7 +176,7 @@ _HANDLE_COLUMNS = (files.c.id, files.c.bucket_name, files.c.key, files.c.content
 _ARCHIVED = and_(move_ledger.c.state == MoveState.DONE.value, move_ledger.c.archive_key.is_not(None))
 
 
-def _handles_query(buckets: Sequence[str], sample: int | None) -> Select:
+def _handles_query(buckets: Sequence[str], sample: int | None) -> Select[_HandleRow]:
     if sample is None:
         return select(*_HANDLE_COLUMNS).where(*_managed(buckets)).order_by(files.c.id)
     sampled = select(files.c.id).where(*_managed(buckets)).order_by(func.random()).limit(sample).subquery()
@@ -182,7 +191,7 @@ def _handles_query(buckets: Sequence[str], sample: int | None) -> Select:
     return select(*_HANDLE_COLUMNS).where(files.c.id.in_(select(chosen.c.id))).order_by(files.c.id)
 
 
-def _archives_query(retention_days: int | None, sample: int | None) -> Select:
+def _archives_query(retention_days: int | None, sample: int | None) -> Select[_ArchiveRow]:
     query = (
         select(move_ledger.c.archive_bucket, move_ledger.c.archive_key, func.min(move_ledger.c.file_handle_id))
         .where(_ARCHIVED)
@@ -216,11 +225,12 @@ def _moved_etags(conn: Connection, handle_ids: Sequence[int]) -> dict[int, str]:
             move_ledger.c.target_object_etag.is_not(None),
         )
     )
-    # .all(): dict() would take a Result, which has keys(), for a mapping.
-    return dict(rows.all())
+    # .all(): dict() would take a Result, which has keys(), for a mapping. .tuples() types the rows
+    # as the (id, etag) pairs they are.
+    return dict(rows.tuples().all())
 
 
-def _batches(conn: Connection, query: Select, batch: int) -> Iterator[list[Any]]:
+def _batches(conn: Connection, query: Select[_Columns], batch: int) -> Iterator[list[Row[_Columns]]]:
     result = conn.execution_options(stream_results=True, yield_per=batch).execute(query)
     for rows in result.partitions():
         yield list(rows)
@@ -229,7 +239,7 @@ def _batches(conn: Connection, query: Select, batch: int) -> Iterator[list[Any]]
 # --- checks against S3 ----------------------------------------------------------------------------
 
 
-def check_handle(s3: Any, handle: AuditedHandle, read_back: bool, moved_etag: str | None = None) -> str | None:
+def check_handle(s3: S3Client, handle: AuditedHandle, read_back: bool, moved_etag: str | None = None) -> str | None:
     """`moved_etag`: the ETag of the copy verified when costalloc moved the handle here (the handle
     unchanged since): another object at that key now means the copy was overwritten."""
     try:
@@ -252,14 +262,14 @@ def check_handle(s3: Any, handle: AuditedHandle, read_back: bool, moved_etag: st
         return UNCHECKED
 
 
-def _check_archive(s3: Any, bucket: str, key: str) -> str | None:
+def _check_archive(s3: S3Client, bucket: str, key: str) -> str | None:
     try:
         return ARCHIVE_LOST if head(s3, bucket, key) is None else None
     except S3Errors:
         return UNCHECKED
 
 
-def _bucket_rules(s3: Any, bucket: str) -> list[Mapping[str, Any]]:
+def _bucket_rules(s3: S3Client, bucket: str) -> list[LifecycleRuleOutputTypeDef]:
     try:
         return s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]
     except ClientError as error:
@@ -274,7 +284,7 @@ class _Audit:
     """One audit's connection, S3 client, thread pool and options."""
 
     conn: Connection
-    s3: Any
+    s3: S3Client
     pool: ThreadPoolExecutor
     buckets: list[str]
     read_back: bool
@@ -363,7 +373,7 @@ class _Audit:
 
 def audit(
     conn: Connection,
-    s3: Any,
+    s3: S3Client,
     concurrency: int = 32,
     read_back: bool = False,
     batch: int = 5000,

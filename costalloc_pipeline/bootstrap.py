@@ -32,16 +32,19 @@ class BootstrapResult:
 
 
 def ensure_principal(conn: Connection, user_name: str) -> int:
-    found = conn.execute(select(principal.c.id).where(principal.c.user_name == user_name)).scalar()
+    # The tables' columns are untyped (Any): the annotations state what the id columns hold.
+    found: int | None = conn.execute(select(principal.c.id).where(principal.c.user_name == user_name)).scalar()
     if found is not None:
         return found
-    return conn.execute(
+    principal_id: int = conn.execute(
         insert(principal).values(user_name=user_name, created_on=utcnow()).returning(principal.c.id)
     ).scalar_one()
+    return principal_id
 
 
 def team_id(conn: Connection) -> int:
-    return conn.execute(select(team.c.id).where(team.c.name == COST_ALLOCATION_TEAM)).scalar_one()
+    found: int = conn.execute(select(team.c.id).where(team.c.name == COST_ALLOCATION_TEAM)).scalar_one()
+    return found
 
 
 def add_team_member(conn: Connection, principal_id: int) -> None:

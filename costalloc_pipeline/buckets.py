@@ -7,12 +7,17 @@ Every managed bucket carries the same configuration, so the mover can archive in
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, cast
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from costalloc_pipeline.config import Settings
 from costalloc_pipeline.errors import BadRequest, Conflict, CostAllocError, Unavailable
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+    from mypy_boto3_s3.literals import BucketLocationConstraintType
+    from mypy_boto3_s3.type_defs import BucketLifecycleConfigurationTypeDef, CreateBucketRequestTypeDef, TagTypeDef
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +31,7 @@ ARCHIVE_RULE_ID = "costalloc-expire-archived"
 ABORT_MULTIPART_RULE_ID = "costalloc-abort-incomplete-multipart"
 
 
-def lifecycle_configuration(settings: Settings) -> dict[str, Any]:
+def lifecycle_configuration(settings: Settings) -> BucketLifecycleConfigurationTypeDef:
     """Rules installed on every managed bucket (the LifecycleConfiguration argument of boto3)."""
     key, value = ARCHIVE_TAG
     return {
@@ -49,7 +54,7 @@ def lifecycle_configuration(settings: Settings) -> dict[str, Any]:
     }
 
 
-def bucket_tags(cost_allocation_name: str, settings: Settings) -> list[dict[str, str]]:
+def bucket_tags(cost_allocation_name: str, settings: Settings) -> list[TagTypeDef]:
     return [
         {"Key": COST_ALLOCATION_TAG, "Value": cost_allocation_name},
         {"Key": STACK_TAG, "Value": settings.stack},
@@ -80,13 +85,20 @@ def provisioning_error(error: ClientError | BotoCoreError, bucket: str) -> CostA
     return Unavailable(f"S3 refused {error.operation_name} on bucket {bucket} ({code or 'error'}: {message})")
 
 
-def _create(s3: Any, bucket: str, settings: Settings) -> bool:
+def create_bucket_request(bucket: str, region: str) -> CreateBucketRequestTypeDef:
+    """The CreateBucket arguments for a bucket in `region`."""
+    request: CreateBucketRequestTypeDef = {"Bucket": bucket}
+    # Outside us-east-1, S3 wants the region restated for the bucket.
+    if region != "us-east-1":
+        # S3 takes any region it knows, also one newer than the stubs' list of them.
+        request["CreateBucketConfiguration"] = {"LocationConstraint": cast("BucketLocationConstraintType", region)}
+    return request
+
+
+def _create(s3: S3Client, bucket: str, settings: Settings) -> bool:
     """Create the bucket; False when it already exists and is ours (provisioning is then a re-apply)."""
-    arguments: dict[str, Any] = {"Bucket": bucket}
-    if settings.s3_region != "us-east-1":
-        arguments["CreateBucketConfiguration"] = {"LocationConstraint": settings.s3_region}
     try:
-        s3.create_bucket(**arguments)
+        s3.create_bucket(**create_bucket_request(bucket, settings.s3_region))
     except ClientError as error:
         if _error_code(error) == "BucketAlreadyOwnedByYou":
             return False
@@ -95,7 +107,7 @@ def _create(s3: Any, bucket: str, settings: Settings) -> bool:
     return True
 
 
-def _configure(s3: Any, bucket: str, cost_allocation_name: str, settings: Settings) -> None:
+def _configure(s3: S3Client, bucket: str, cost_allocation_name: str, settings: Settings) -> None:
     s3.put_public_access_block(
         Bucket=bucket,
         PublicAccessBlockConfiguration={
@@ -115,7 +127,7 @@ def _configure(s3: Any, bucket: str, cost_allocation_name: str, settings: Settin
     s3.put_bucket_lifecycle_configuration(Bucket=bucket, LifecycleConfiguration=lifecycle_configuration(settings))
 
 
-def delete_new_bucket(s3: Any, bucket: str) -> None:
+def delete_new_bucket(s3: S3Client, bucket: str) -> None:
     """Undo a CreateBucket whose surroundings failed. S3 refuses to delete a bucket holding objects,
     so a bucket already in use can never be lost this way."""
     try:
@@ -124,7 +136,7 @@ def delete_new_bucket(s3: Any, bucket: str) -> None:
         log.warning("could not delete bucket %s after a failed provisioning: %s", bucket, error)
 
 
-def provision_bucket(s3: Any, bucket: str, cost_allocation_name: str, settings: Settings) -> bool:
+def provision_bucket(s3: S3Client, bucket: str, cost_allocation_name: str, settings: Settings) -> bool:
     """Create (or re-apply the configuration of) a managed bucket. Returns True when CreateBucket
     may have created it. Raises Conflict / Unavailable / BadRequest; a bucket created by this call
     is deleted again when a later step fails."""

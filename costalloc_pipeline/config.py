@@ -153,7 +153,8 @@ class Settings:
         for name, value in validate_values(current).items():
             object.__setattr__(self, name, value)
 
-    def with_changes(self, **changes: object) -> Settings:
+    def with_changes(self, **changes: Any) -> Settings:
+        # Any: __post_init__ validates the values (integers may be text), replace() the names.
         return replace(self, **changes)
 
     @classmethod

@@ -8,6 +8,8 @@ from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.engine.interfaces import DBAPIConnection
+from sqlalchemy.pool import ConnectionPoolEntry
 
 
 def utcnow() -> dt.datetime:
@@ -19,7 +21,7 @@ def new_etag() -> str:
     return str(uuid.uuid4())
 
 
-def _sqlite_pragmas(dbapi_connection, _record) -> None:
+def _sqlite_pragmas(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
     cursor = dbapi_connection.cursor()
     # WAL lets the API, the sensor and run workers read while one of them writes.
     cursor.execute("PRAGMA journal_mode=WAL")

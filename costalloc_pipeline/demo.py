@@ -15,9 +15,8 @@ import threading
 import time
 import urllib.request
 from pathlib import Path
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
-import dagster as dg
 import uvicorn
 from sqlalchemy import func, select
 
@@ -26,8 +25,8 @@ from costalloc_pipeline.audit import audit
 from costalloc_pipeline.bootstrap import bootstrap
 from costalloc_pipeline.config import Settings
 from costalloc_pipeline.db import engine_for
+from costalloc_pipeline.defs.local_runner import LocalRunner, Tally
 from costalloc_pipeline.embedded import free_port, start_embedded_s3
-from costalloc_pipeline.local_runner import LocalRunner, Tally
 from costalloc_pipeline.placement import load_placement
 from costalloc_pipeline.progress import project_progress
 from costalloc_pipeline.s3 import s3_client
@@ -38,7 +37,10 @@ from costalloc_pipeline.schema.repository import (
     files,
     move_ledger,
 )
-from costalloc_pipeline.seed import SeedSpec, seed_repository
+from costalloc_pipeline.seed import SeedReport, SeedSpec, seed_repository
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO_DIR = ROOT / "data" / "demo"
@@ -70,7 +72,7 @@ class Api:
         self.server.should_exit = True
         self.thread.join()
 
-    def call(self, method: str, path: str, body: dict | None = None) -> tuple[int, Any]:
+    def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> tuple[int, Any]:
         request = urllib.request.Request(
             f"http://127.0.0.1:{self.port}{path}",
             method=method,
@@ -96,7 +98,7 @@ def bytes_per_bucket(settings: Settings) -> dict[str, tuple[int, int]]:
     return {bucket: (count, int(size)) for bucket, count, size in rows}
 
 
-def external_snapshot(s3: Any, bucket: str) -> dict[str, tuple[str, str]]:
+def external_snapshot(s3: S3Client, bucket: str) -> dict[str, tuple[str, str]]:
     listing = s3.list_objects_v2(Bucket=bucket).get("Contents", [])
     return {o["Key"]: (o["ETag"], o.get("StorageClass", "STANDARD")) for o in listing}
 
@@ -120,6 +122,9 @@ def run_demo(workdir: Path) -> int:
 
 def _demo(settings: Settings) -> int:
     token = bootstrap(settings).admin_token
+    if token is None:
+        say(f"{settings.data_dir} was set up before: the demo needs a fresh folder")
+        return 1
     report = seed_repository(
         settings, SeedSpec(projects=4, folders_per_project=2, files_per_folder=12, versions_per_file=2)
     )
@@ -132,8 +137,7 @@ def _demo(settings: Settings) -> int:
     external_before = external_snapshot(s3, report.external_bucket)
     before = bytes_per_bucket(settings)
     first, second = report.project_ids[0], report.project_ids[1]
-    instance = dg.DagsterInstance.get()
-    driver = LocalRunner(settings, instance, report=say)
+    driver = LocalRunner(settings, report=say)
 
     with Api(settings, token) as api:
         for project, name in ((first, "genomics"), (second, "imaging")):
@@ -152,14 +156,23 @@ def _demo(settings: Settings) -> int:
 
     say("a second run of every associated project must find nothing to do")
     moved = sum(driver.tally.moved_files.values())
-    for partition in instance.get_dynamic_partitions("projects"):
+    for partition in driver.instance.get_dynamic_partitions("projects"):
         driver.run(partition, {"costalloc/demo": "rerun"})
     moved_again = sum(driver.tally.moved_files.values()) - moved
     after = bytes_per_bucket(settings)
     return _finish(settings, s3, report, driver.tally, before, after, external_before, moved_again)
 
 
-def _finish(settings, s3, report, tally: Tally, before, after, external_before, moved_again: int) -> int:
+def _finish(
+    settings: Settings,
+    s3: S3Client,
+    report: SeedReport,
+    tally: Tally,
+    before: dict[str, tuple[int, int]],
+    after: dict[str, tuple[int, int]],
+    external_before: dict[str, tuple[str, str]],
+    moved_again: int,
+) -> int:
     repository = engine_for(settings.repository_url)
     with repository.connect() as conn:
         placement = load_placement(conn)

@@ -30,7 +30,9 @@ from xml.etree import ElementTree
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        # An AF_INET socket's name is (host, port); typeshed types it Any, as it depends on the family.
+        port: int = sock.getsockname()[1]
+        return port
 
 
 def is_serving(endpoint: str) -> bool:
@@ -48,7 +50,7 @@ def start_moto(
     log_path: Path | None = None,
     recording: Path | None = None,
     extra_env: dict[str, str] | None = None,
-) -> subprocess.Popen:
+) -> subprocess.Popen[bytes]:
     """Start moto's server on 127.0.0.1:port and wait until it answers."""
     env = {**os.environ, **(extra_env or {})}
     if recording is not None:

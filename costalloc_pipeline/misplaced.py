@@ -10,8 +10,9 @@ from __future__ import annotations
 import io
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
+# No pandas-stubs in the environment: pandas is untyped here.
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -37,6 +38,9 @@ from costalloc_pipeline.placement import (
     referencing_projects,
 )
 from costalloc_pipeline.schema.replica import entity_replication, file_replication
+
+if TYPE_CHECKING:
+    import psycopg
 
 HANDLE_SCHEMA = pa.schema(
     [
@@ -74,6 +78,9 @@ CSV_BLOCK_BYTES = 8 * 1024**2
 # Bound parameters per previews query: well under SQLite's limit.
 PREVIEW_IDS_PER_QUERY = 5_000
 
+# The queries' rows go straight into Arrow columns of a schema: Python never looks at their types.
+Rows = tuple[Any, ...]
+
 
 @dataclass(frozen=True)
 class OutOfPlace:
@@ -87,7 +94,7 @@ class OutOfPlace:
     conflicts: pd.DataFrame
 
 
-def _project_handles(project_id: int) -> Select:
+def _project_handles(project_id: int) -> Select[tuple[int]]:
     return select(entity_replication.c.file_handle_id).where(entity_replication.c.project_id == project_id)
 
 
@@ -103,7 +110,7 @@ def _handle_columns(handles: FromClause) -> list[ColumnElement[Any]]:
     ]
 
 
-def own_handles_query(project_id: int, target_bucket: str, managed_buckets: Collection[str]) -> Select:
+def own_handles_query(project_id: int, target_bucket: str, managed_buckets: Collection[str]) -> Select[Rows]:
     """One pass over the project's own handles (every version of every file entity): those that are
     misplaced, and those with a preview, whose preview may be misplaced even where they are not."""
     misplaced = misplaced_condition(file_replication, target_bucket, managed_buckets)
@@ -118,7 +125,7 @@ def own_handles_query(project_id: int, target_bucket: str, managed_buckets: Coll
     )
 
 
-def previews_query(preview_ids: Sequence[int], target_bucket: str, managed_buckets: Collection[str]) -> Select:
+def previews_query(preview_ids: Sequence[int], target_bucket: str, managed_buckets: Collection[str]) -> Select[Rows]:
     """The misplaced ones among these previews."""
     return select(*_handle_columns(file_replication)).where(
         file_replication.c.id.in_(list(preview_ids)),
@@ -126,7 +133,7 @@ def previews_query(preview_ids: Sequence[int], target_bucket: str, managed_bucke
     )
 
 
-def sharing_query(project_id: int) -> Select:
+def sharing_query(project_id: int) -> Select[tuple[int, int]]:
     """(file_handle_id, other_project_id): handles of the project, previews included, that another
     project also references, directly or as the preview of one of its own handles."""
     projects = referencing_projects(
@@ -135,7 +142,9 @@ def sharing_query(project_id: int) -> Select:
     return select(projects.c.file_handle_id, projects.c.project_id).where(projects.c.project_id != project_id)
 
 
-def _blocks_by_copy(conn: Connection, query: Select | CompoundSelect, schema: pa.Schema) -> Iterator[pa.Table]:
+def _blocks_by_copy(
+    conn: Connection, query: Select[Rows] | CompoundSelect[Rows], schema: pa.Schema
+) -> Iterator[pa.Table]:
     # COPY streams the result as CSV with no per-row work in Python, and Arrow's CSV reader parses it
     # in native code: several times the rows per second of a cursor, at a fraction of the memory.
     compiled = query.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
@@ -153,9 +162,11 @@ def _blocks_by_copy(conn: Connection, query: Select | CompoundSelect, schema: pa
             false_values=["f"],
         ),
     }
+    # Only the psycopg driver takes this path (_fetch_blocks): the driver's connection is psycopg's.
+    driver = cast("psycopg.Connection[Any]", conn.connection.driver_connection)
     pending = io.BytesIO()
     with (
-        conn.connection.driver_connection.cursor() as cursor,
+        driver.cursor() as cursor,
         # psycopg binds the parameters client-side: COPY itself takes none.
         cursor.copy(f"COPY ({compiled}) TO STDOUT WITH (FORMAT csv)", compiled.params) as copy,
     ):
@@ -169,7 +180,9 @@ def _blocks_by_copy(conn: Connection, query: Select | CompoundSelect, schema: pa
         yield pacsv.read_csv(pa.BufferReader(pending.getvalue()), **options)
 
 
-def _blocks_by_cursor(conn: Connection, query: Select | CompoundSelect, schema: pa.Schema) -> Iterator[pa.Table]:
+def _blocks_by_cursor(
+    conn: Connection, query: Select[Rows] | CompoundSelect[Rows], schema: pa.Schema
+) -> Iterator[pa.Table]:
     # Options on the statement: on the connection they would stay for its later statements.
     result = conn.execute(query.execution_options(stream_results=True, yield_per=FETCH_ROWS))
     for rows in result.partitions():
@@ -182,7 +195,9 @@ def _blocks_by_cursor(conn: Connection, query: Select | CompoundSelect, schema: 
         )
 
 
-def _fetch_blocks(conn: Connection, query: Select | CompoundSelect, schema: pa.Schema) -> Iterator[pa.Table]:
+def _fetch_blocks(
+    conn: Connection, query: Select[Rows] | CompoundSelect[Rows], schema: pa.Schema
+) -> Iterator[pa.Table]:
     """The query's rows as Arrow tables of a bounded size, as they arrive: memory stays flat."""
     if conn.dialect.name == "postgresql":
         # Compiling these plans took a tenth of a second or more and bought nothing: simple scans.
@@ -198,7 +213,7 @@ def _concat(blocks: Iterable[pa.Table], schema: pa.Schema) -> pa.Table:
     return pa.concat_tables(tables) if tables else schema.empty_table()
 
 
-def _fetch(replica: Engine | Connection, query: Select | CompoundSelect, schema: pa.Schema) -> pd.DataFrame:
+def _fetch(replica: Engine | Connection, query: Select[Rows] | CompoundSelect[Rows], schema: pa.Schema) -> pd.DataFrame:
     with connected(replica) as conn:
         return _frame(_concat(_fetch_blocks(conn, query, schema), schema))
 

@@ -42,6 +42,10 @@ from costalloc_pipeline.schema.repository import (
     storage_location,
 )
 
+# Rows of (file_handle_id, project_id), and queries for handle ids.
+ReferenceRow = tuple[int, int]
+HandleIdQuery = Select[tuple[int]] | CompoundSelect[tuple[int]]
+
 
 @dataclass(frozen=True)
 class Target:
@@ -138,7 +142,7 @@ def live_condition(handles: FromClause, managed_buckets: Collection[str]) -> Col
     )
 
 
-def repository_references() -> Select:
+def repository_references() -> Select[ReferenceRow]:
     """(file_handle_id, project_id): every file entity version of the live repository."""
     return (
         select(node_revision.c.file_handle_id.label("file_handle_id"), node.c.project_id.label("project_id"))
@@ -148,8 +152,8 @@ def repository_references() -> Select:
 
 
 def referencing_projects(
-    references: FromClause, handles: FromClause, handle_ids: Select | CompoundSelect | list[int]
-) -> CompoundSelect:
+    references: FromClause, handles: FromClause, handle_ids: HandleIdQuery | list[int]
+) -> CompoundSelect[ReferenceRow]:
     """(file_handle_id, project_id) for each project that references one of these handles: directly
     (a file version names it) or through a handle whose preview it is.
 
@@ -167,7 +171,7 @@ def referencing_projects(
     return union(direct, as_preview)
 
 
-def project_handle_ids(references: FromClause, handles: FromClause, project_id: int) -> CompoundSelect:
+def project_handle_ids(references: FromClause, handles: FromClause, project_id: int) -> CompoundSelect[tuple[int]]:
     """Ids of the project's handles: those its file versions name, and their previews."""
     own = select(references.c.file_handle_id).where(references.c.project_id == project_id)
     previews = select(handles.c.preview_id).where(handles.c.id.in_(own), handles.c.preview_id.is_not(None))

@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from sqlalchemy import (
     Column,
@@ -39,12 +39,20 @@ from costalloc_pipeline.schema.replica import (
 )
 from costalloc_pipeline.schema.repository import NodeType, files, node, node_revision
 
+if TYPE_CHECKING:
+    import psycopg
+
 # A transaction may commit after one that started later, with an older timestamp: re-reading this
 # much before the watermark catches such late commits. Re-read rows that did not change are not
 # rewritten (the upsert compares them first), so the overlap costs one small index range scan.
 OVERLAP = dt.timedelta(minutes=5)
 # Rows per read and per upsert statement: keeps memory flat whatever the table size.
 CHUNK_ROWS = 10_000
+
+# A row of a `changed_since` query: a replica row, then its timestamps (their number varies by table).
+ChangedRow = tuple[Any, ...]
+# The INSERTs that can take ON CONFLICT DO UPDATE.
+UpsertInsert = postgresql.Insert | sqlite.Insert
 
 
 @dataclass(frozen=True)
@@ -72,11 +80,11 @@ class _Replication:
     compared: Sequence[str]
     # Queries for the repository rows changed since a moment (all rows for None): the replica's
     # columns in order, then the repository timestamps that date each row.
-    changed_since: Callable[[dt.datetime | None], list[Select]]
+    changed_since: Callable[[dt.datetime | None], list[Select[ChangedRow]]]
     sized: bool
 
 
-def _entity_rows(since: dt.datetime | None) -> list[Select]:
+def _entity_rows(since: dt.datetime | None) -> list[Select[ChangedRow]]:
     # One row per version of a FILE node; the project comes from the node, so a node that moves to
     # another project changes node.modified_on and all its versions are read again.
     base = (
@@ -97,7 +105,7 @@ def _entity_rows(since: dt.datetime | None) -> list[Select]:
     return [base.where(node_revision.c.modified_on >= since), base.where(node.c.modified_on >= since)]
 
 
-def _file_rows(since: dt.datetime | None) -> list[Select]:
+def _file_rows(since: dt.datetime | None) -> list[Select[ChangedRow]]:
     columns = [files.c[column.name] for column in file_replication.columns]
     query = select(*columns, files.c.updated_on)
     if since is not None:
@@ -126,7 +134,7 @@ def _staging_table(target: Table) -> Table:
     )
 
 
-def _upsert_insert(conn: Connection, table: Table) -> Any:
+def _upsert_insert(conn: Connection, table: Table) -> UpsertInsert:
     """An INSERT that can take ON CONFLICT DO UPDATE, in the replica's dialect."""
     dialect = conn.dialect.name
     if dialect == "postgresql":
@@ -154,9 +162,10 @@ def _merge_statement(conn: Connection, replication: _Replication, staging: Table
 def _stage(conn: Connection, staging: Table, rows: Sequence[Sequence[Any]]) -> None:
     names = [column.name for column in staging.columns]
     if conn.dialect.driver == "psycopg":
-        # COPY, through the transaction's own psycopg connection.
+        # COPY, through the transaction's own psycopg connection (SQLAlchemy types it for any driver).
+        driver = cast("psycopg.Connection[Any]", conn.connection.driver_connection)
         with (
-            conn.connection.driver_connection.cursor() as cursor,
+            driver.cursor() as cursor,
             cursor.copy(f"COPY {staging.name} ({', '.join(names)}) FROM STDIN") as copy,
         ):
             for row in rows:
@@ -165,7 +174,7 @@ def _stage(conn: Connection, staging: Table, rows: Sequence[Sequence[Any]]) -> N
         conn.execute(staging.insert(), [dict(zip(names, row, strict=False)) for row in rows])
 
 
-def _chunks(conn: Connection, query: Select) -> Iterator[Sequence[Any]]:
+def _chunks(conn: Connection, query: Select[ChangedRow]) -> Iterator[Sequence[Any]]:
     # A server-side cursor on PostgreSQL; on SQLite the rows are fetched a chunk at a time.
     result = conn.execution_options(stream_results=True, yield_per=CHUNK_ROWS).execute(query)
     yield from result.partitions()
@@ -234,8 +243,8 @@ def _refresh(
     with replica.begin() as write, repository.connect() as read:
         _serialize(write, table)
         previous = _watermark(write, table.name)
-        full = full_refresh or previous is None
-        since = None if full else previous - OVERLAP
+        since = None if full_refresh or previous is None else previous - OVERLAP
+        full = since is None
         if full:
             _empty(write, table)
         # A failed refresh may have left the connection's temporary table behind.

@@ -25,16 +25,17 @@ import hashlib
 import random
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self, cast
 
 from botocore.exceptions import BotoCoreError, ClientError
 from sqlalchemy import Connection, Table, func, insert, select
 
 from costalloc_pipeline.bootstrap import bootstrap
+from costalloc_pipeline.buckets import create_bucket_request
 from costalloc_pipeline.config import Settings
 from costalloc_pipeline.db import engine_for, utcnow
 from costalloc_pipeline.errors import BadRequest, Conflict, Unavailable
@@ -49,6 +50,11 @@ from costalloc_pipeline.schema.repository import (
     node_revision,
     storage_location,
 )
+
+if TYPE_CHECKING:
+    import psycopg
+    from mypy_boto3_s3 import S3Client
+    from psycopg.rows import TupleRow
 
 # Synapse user ids that "created" the synthetic data; they are not principals of this service.
 SYNTHETIC_USERS = (3350001, 3350002, 3350003, 3350004, 3350005)
@@ -304,10 +310,11 @@ class RepositoryPlan:
         lends = slot is not None and slot[0] in (Slot.LEND_WITHIN, Slot.LEND_ACROSS, Slot.LEND_SAME_KEY)
         for number in range(1, self.spec.versions_per_file + 1):
             handle = yield from self._main_handle(name, content_type, managed=lends and number == 1)
-            if lends and number == 1:
+            # `slot is not None` is implied by `lends` (and below by `borrowed`); restated for the type.
+            if slot is not None and lends and number == 1:
                 lenders[slot] = handle
             yield self._revision(entity_id, number, handle["id"])
-        if borrowed is not None:
+        if slot is not None and borrowed is not None:
             yield from self._borrow(slot, borrowed, entity_id, versions)
 
     def _borrowed_handle(
@@ -347,7 +354,7 @@ class RepositoryPlan:
 
     # -- handles ----------------------------------------------------------------------------
 
-    def _main_handle(self, name: str, content_type: str, managed: bool) -> Iterator[PlannedItem]:
+    def _main_handle(self, name: str, content_type: str, managed: bool) -> Generator[PlannedItem, None, dict[str, Any]]:
         """Yields the handle (and its preview) with their objects; returns the main handle row."""
         handle_id = self._take_handle_id()
         if not managed and self._externals.pick():
@@ -627,12 +634,10 @@ def seed_repository(settings: Settings, spec: SeedSpec) -> SeedReport:
     )
 
 
-def ensure_bucket(client: Any, bucket: str, region: str) -> None:
+def ensure_bucket(client: S3Client, bucket: str, region: str) -> None:
     """Create the bucket unless this account already has it."""
-    # Outside us-east-1, S3 wants the region restated for the bucket.
-    options = {} if region == "us-east-1" else {"CreateBucketConfiguration": {"LocationConstraint": region}}
     try:
-        client.create_bucket(Bucket=bucket, **options)
+        client.create_bucket(**create_bucket_request(bucket, region))
     except ClientError as error:
         if error.response.get("Error", {}).get("Code") != "BucketAlreadyOwnedByYou":
             raise Unavailable(f"cannot create bucket {bucket}: {error}") from error
@@ -652,10 +657,11 @@ def _first_free_ids(conn: Connection, id_offset: int | None) -> tuple[int, int]:
 
 
 def _external_storage_location(conn: Connection, bucket: str) -> int:
-    found = conn.scalar(select(storage_location.c.id).where(storage_location.c.bucket == bucket))
+    # The table's columns are untyped (Any): the annotations state what the id column holds.
+    found: int | None = conn.scalar(select(storage_location.c.id).where(storage_location.c.bucket == bucket))
     if found is not None:
         return found
-    return conn.execute(
+    location_id: int = conn.execute(
         insert(storage_location)
         .values(
             bucket=bucket,
@@ -665,6 +671,7 @@ def _external_storage_location(conn: Connection, bucket: str) -> int:
         )
         .returning(storage_location.c.id)
     ).scalar_one()
+    return location_id
 
 
 class BulkRowWriter:
@@ -698,8 +705,10 @@ class BulkRowWriter:
             return
         columns = [column.name for column in table.columns]
         statement = f"COPY {table.name} ({', '.join(columns)}) FROM STDIN"
-        # COPY runs on the same driver connection, so it joins the surrounding transaction.
-        with self._conn.connection.driver_connection.cursor() as cursor, cursor.copy(statement) as copy:
+        # COPY runs on the same driver connection, so it joins the surrounding transaction. SQLAlchemy
+        # types that connection Optional[Any]; it is set while ours is open, and COPY is psycopg 3's.
+        driver = cast("psycopg.Connection[TupleRow]", self._conn.connection.driver_connection)
+        with driver.cursor() as cursor, cursor.copy(statement) as copy:
             for row in rows:
                 copy.write_row([row[name] for name in columns])
 
@@ -707,7 +716,7 @@ class BulkRowWriter:
 class ObjectUploader:
     """Uploads objects concurrently through one pooled client, with a bounded number in flight."""
 
-    def __init__(self, client: Any, concurrency: int) -> None:
+    def __init__(self, client: S3Client, concurrency: int) -> None:
         self._client = client
         self._pool = ThreadPoolExecutor(concurrency, thread_name_prefix="seed-upload")
         self._in_flight: deque[Future[int]] = deque()

@@ -14,9 +14,9 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, Engine, and_, delete, insert, select, update
+from sqlalchemy import ColumnElement, Connection, Engine, and_, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from costalloc_pipeline.auth import Caller
@@ -40,6 +40,9 @@ from costalloc_pipeline.schema.repository import (
     node,
     storage_location,
 )
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
 
 DEFAULT_PAGE_LIMIT = 50
 MAX_PAGE_LIMIT = 100
@@ -237,7 +240,9 @@ def _association(conn: Connection, project_id: int) -> Association | None:
     return Association(project_id, row.cost_allocation_id, AssociationState(row.state), row.change_number)
 
 
-def _load_allocations(conn: Connection, condition: Any, limit: int | None = None) -> list[CostAllocation]:
+def _load_allocations(
+    conn: Connection, condition: ColumnElement[bool], limit: int | None = None
+) -> list[CostAllocation]:
     query = select(cost_allocation).where(condition).order_by(cost_allocation.c.id)
     if limit is not None:
         query = query.limit(limit)
@@ -275,7 +280,8 @@ def _load_allocation(conn: Connection, allocation_id: int) -> CostAllocation:
 def _log_change(
     conn: Connection, project_id: int, change: AssociationChange, changed_by: int | None, now: dt.datetime
 ) -> int:
-    return conn.execute(
+    # The table's columns are untyped (Any): the annotation states what the id column holds.
+    change_id: int = conn.execute(
         insert(cost_allocation_change)
         .values(
             project_id=project_id,
@@ -286,6 +292,7 @@ def _log_change(
         )
         .returning(cost_allocation_change.c.id)
     ).scalar_one()
+    return change_id
 
 
 def _apply(
@@ -341,7 +348,7 @@ def _insert_allocation(conn: Connection, name: str, bucket: str, caller: Caller)
         .values(bucket=bucket, upload_type="S3", description=f"cost allocation {name}", created_on=now)
         .returning(storage_location.c.id)
     ).scalar_one()
-    return conn.execute(
+    allocation_id: int = conn.execute(
         insert(cost_allocation)
         .values(
             name=name,
@@ -353,6 +360,7 @@ def _insert_allocation(conn: Connection, name: str, bucket: str, caller: Caller)
         )
         .returning(cost_allocation.c.id)
     ).scalar_one()
+    return allocation_id
 
 
 # --- the service ----------------------------------------------------------------------------------
@@ -384,7 +392,7 @@ def get_for_project(bind: Bind, entity_id: int | str) -> CostAllocation:
 
 
 def assign(
-    bind: Engine, s3: Any, settings: Settings, entity_id: int | str, raw_name: object, caller: Caller
+    bind: Engine, s3: S3Client, settings: Settings, entity_id: int | str, raw_name: object, caller: Caller
 ) -> AssignResult:
     """Associates the project with the named cost allocation, creating it and its bucket if new.
 

@@ -282,7 +282,7 @@ class Stack:
 
     def on_instance(self, instance) -> Stack:
         """The same repository driven through another Dagster instance."""
-        from costalloc_pipeline.local_runner import LocalRunner
+        from costalloc_pipeline.defs.local_runner import LocalRunner
 
         return Stack(self.settings, self.report, LocalRunner(self.settings, instance))
 
@@ -304,7 +304,7 @@ SMALL_REPOSITORY = SeedSpec(projects=3, folders_per_project=2, files_per_folder=
 def stack(settings: Settings) -> Iterator[Stack]:
     import dagster as dg
 
-    from costalloc_pipeline.local_runner import LocalRunner
+    from costalloc_pipeline.defs.local_runner import LocalRunner
 
     report = seed_repository(settings, SMALL_REPOSITORY)
     with dg.instance_for_test() as instance:

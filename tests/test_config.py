@@ -16,8 +16,8 @@ import pytest
 
 from costalloc_pipeline import config
 from costalloc_pipeline.config import INTEGER_SETTINGS, Settings
+from costalloc_pipeline.defs.resources.settings import CostAllocSettings
 from costalloc_pipeline.errors import ConfigError, CostAllocError
-from costalloc_pipeline.resources.settings import CostAllocSettings
 from costalloc_pipeline.storage_classes import ARCHIVE_STORAGE_CLASSES
 
 COSTALLOC = Path(sys.executable).with_name("costalloc")

@@ -54,7 +54,7 @@ def run_remove_member(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(commands: argparse._SubParsersAction) -> None:
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     init = commands.add_parser(
         "init",
         help="create the schema, the default bucket and the Cost Allocation Team; print the admin token",

@@ -41,7 +41,7 @@ def run_resume(args: argparse.Namespace) -> int:
     return 1 if left or failed else 0
 
 
-def register(commands: argparse._SubParsersAction) -> None:
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     command = commands.add_parser(
         "resume",
         help="finish moves a crash left half-done (all projects, or PROJECT)",

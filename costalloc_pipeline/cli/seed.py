@@ -67,7 +67,7 @@ def run_seed(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(commands: argparse._SubParsersAction) -> None:
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = commands.add_parser(
         "seed",
         help="add a synthetic repository for demos, tests and benchmarks",

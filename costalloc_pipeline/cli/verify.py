@@ -60,7 +60,7 @@ def run_verify(args: argparse.Namespace) -> int:
     return 1 if violations.total else 0
 
 
-def register(commands: argparse._SubParsersAction) -> None:
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     verify = commands.add_parser(
         "verify",
         help="audit every handle, archive and ledger row; exit 1 on any violation",

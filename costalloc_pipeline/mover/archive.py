@@ -30,11 +30,12 @@ from costalloc_pipeline.schema.repository import MoveState
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
+    from mypy_boto3_s3.literals import StorageClassType
 
 ARCHIVE_TAGGING = f"{ARCHIVE_TAG[0]}={ARCHIVE_TAG[1]}"
 
 
-def is_archived(s3: S3Client, bucket: str, key: str, storage_class: str) -> bool:
+def is_archived(s3: S3Client, bucket: str, key: str, storage_class: StorageClassType) -> bool:
     found = head(s3, bucket, key)
     return found is not None and found.get("StorageClass") == storage_class
 
@@ -44,7 +45,7 @@ def archive_object(
     bucket: str,
     key: str,
     size: int | None,
-    storage_class: str,
+    storage_class: StorageClassType,
     options: CopyOptions,
     before_write: Callable[[], None] = lambda: None,
 ) -> None:

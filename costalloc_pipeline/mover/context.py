@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from sqlalchemy import Engine
 
@@ -17,6 +17,7 @@ from costalloc_pipeline.placement import Placement, Target, load_placement
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
+    from mypy_boto3_s3.literals import StorageClassType
 
 Clock = Callable[[], dt.datetime]
 
@@ -32,7 +33,7 @@ class MoveContext:
     target: Target
     placement: Placement
     copy: CopyOptions
-    archive_storage_class: str
+    archive_storage_class: StorageClassType
     concurrency: int
     # Seconds between a repoint and the archive of the old object (late readers and writers).
     archive_grace_seconds: int
@@ -69,7 +70,8 @@ def move_context(
         "target": placement.target(project_id),
         "placement": placement,
         "copy": CopyOptions(settings.multipart_threshold, settings.multipart_part_size),
-        "archive_storage_class": settings.archive_storage_class,
+        # Safe: Settings admits only the names in ARCHIVE_STORAGE_CLASSES, all of them S3 storage classes.
+        "archive_storage_class": cast("StorageClassType", settings.archive_storage_class),
         "concurrency": settings.copy_concurrency,
         "archive_grace_seconds": settings.archive_grace_seconds,
         "lease_seconds": settings.lease_seconds,

@@ -18,7 +18,7 @@ import enum
 from collections.abc import Callable, Collection
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Literal, TypedDict, Unpack, get_args
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -34,11 +34,30 @@ from costalloc_pipeline.mover.objects import (
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
+    from mypy_boto3_s3.literals import TaggingDirectiveType
+    from mypy_boto3_s3.type_defs import (
+        CompletedPartTypeDef,
+        CreateMultipartUploadRequestObjectInitiateMultipartUploadTypeDef,
+    )
+
+
+class Untagged(TypedDict):
+    TaggingDirective: TaggingDirectiveType
+    Tagging: str
+
+
+class WriteCondition(TypedDict, total=False):
+    """The conditional-write arguments, which CopyObject and CompleteMultipartUpload both take (no
+    TypedDict of the stubs fits both)."""
+
+    IfMatch: str
+    IfNoneMatch: str
+
 
 # A live copy carries no tags: above all not the archive tag, which a lifecycle rule expires.
-NO_TAGS = {"TaggingDirective": "REPLACE", "Tagging": ""}
+NO_TAGS: Untagged = {"TaggingDirective": "REPLACE", "Tagging": ""}
 # What a download of the object is served with: a moved or archived file must be served the same.
-_CARRIED_HEADERS = (
+_CarriedHeader = Literal[
     "ContentType",
     "ContentDisposition",
     "ContentEncoding",
@@ -46,7 +65,8 @@ _CARRIED_HEADERS = (
     "CacheControl",
     "Expires",
     "Metadata",
-)
+]
+_CARRIED_HEADERS: tuple[_CarriedHeader, ...] = get_args(_CarriedHeader)
 # 409 ConditionalRequestConflict: a concurrent write to the key was under way.
 _PRECONDITION = ("PreconditionFailed", "412", "ConditionalRequestConflict", "409")
 # Part copies of one object in flight at once; the bundle's copy pool bounds the objects.
@@ -176,7 +196,7 @@ def read_back_matches(s3: S3Client, handle: Handle, source: ObjectFacts, bucket:
     return read_md5(s3, bucket, handle.key or "") == (source.size, expected_md5(handle, source))
 
 
-def _write_condition(replaces: str | None) -> dict[str, str]:
+def _write_condition(replaces: str | None) -> WriteCondition:
     # Conditional writes where S3 honours them: a key that was free must still be free, an object
     # replaced must still be the one decided on. (moto ignores these on CopyObject; the claims
     # in the repository are what keep costalloc's own runs apart.)
@@ -255,9 +275,9 @@ def multipart_copy(
     target_bucket: str,
     part_size: int,
     source_etag: str | None = None,
-    complete_args: dict[str, str] | None = None,
+    complete_args: WriteCondition | None = None,
     before_write: Callable[[], None] = lambda: None,
-    **create_args: Any,
+    **create_args: Unpack[CreateMultipartUploadRequestObjectInitiateMultipartUploadTypeDef],
 ) -> int:
     """UploadPartCopy of the source's real length (from its HEAD, never the recorded size: a size
     that lies must not truncate anything); the upload is aborted on any failure. Returns the length."""
@@ -268,12 +288,12 @@ def multipart_copy(
     size = int(source["ContentLength"])
     # CopyObject keeps these by itself; a multipart upload starts bare, so they are carried over.
     for header in _CARRIED_HEADERS:
-        if source.get(header):
-            create_args.setdefault(header, source[header])
+        if source.get(header) and header not in create_args:
+            create_args[header] = source[header]
     upload_id = s3.create_multipart_upload(Bucket=target_bucket, Key=key, **create_args)["UploadId"]
     ranges = [(start, min(start + part_size, size) - 1) for start in range(0, size, part_size)]
 
-    def copy_part(number: int, first: int, last: int) -> dict:
+    def copy_part(number: int, first: int, last: int) -> CompletedPartTypeDef:
         before_write()
         response = s3.upload_part_copy(
             Bucket=target_bucket,

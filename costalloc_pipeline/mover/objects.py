@@ -19,6 +19,7 @@ from botocore.exceptions import ClientError
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
+    from mypy_boto3_s3.type_defs import HeadObjectOutputTypeDef
 
 from costalloc_pipeline.buckets import ARCHIVE_TAG
 from costalloc_pipeline.storage_classes import ARCHIVE_STORAGE_CLASSES
@@ -55,16 +56,16 @@ def is_plain_md5(value: str | None) -> bool:
     return value is not None and len(value) == 32 and all(c in "0123456789abcdef" for c in value.lower())
 
 
-def head(s3: S3Client, bucket: str, key: str) -> dict | None:
+def head(s3: S3Client, bucket: str, key: str) -> HeadObjectOutputTypeDef | None:
     try:
-        return dict(s3.head_object(Bucket=bucket, Key=key))
+        return s3.head_object(Bucket=bucket, Key=key)
     except ClientError as error:
         if error_code(error) in ("404", "NoSuchKey", "NotFound"):
             return None
         raise
 
 
-def facts_of_head(found: dict) -> ObjectFacts:
+def facts_of_head(found: HeadObjectOutputTypeDef) -> ObjectFacts:
     return ObjectFacts(int(found["ContentLength"]), unquote(found["ETag"]), found.get("StorageClass") or "STANDARD")
 
 

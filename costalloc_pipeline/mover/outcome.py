@@ -18,7 +18,7 @@ class BundleResult:
     archives_pending: int = 0
     sources_still_referenced: int = 0
     changed_meanwhile: int = 0
-    skipped: Counter = field(default_factory=Counter)
+    skipped: Counter[str] = field(default_factory=Counter)
     failed: dict[int, str] = field(default_factory=dict)
     # Why the bundle stopped before its end (lease lost, target changed), or "".
     stopped: str = ""

@@ -6,6 +6,7 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+# No pandas-stubs in the environment: pandas is untyped here.
 import pandas as pd
 
 
@@ -50,6 +51,10 @@ def _groups_by_key(candidates: Iterable[Candidate]) -> list[list[Candidate]]:
     return list(groups.values())
 
 
+def _fits(bundle: Bundle, group_files: int, group_bytes: int, max_files: int, max_bytes: int) -> bool:
+    return bundle.files + group_files <= max_files and (bundle.bytes + group_bytes <= max_bytes or bundle.files == 0)
+
+
 def plan_bundles(candidates: Sequence[Candidate], max_files: int, max_bytes: int, max_bundles: int) -> BundlePlan:
     """Bundles bounded in bytes (hard) and in number (hard); the file bound grows so that a large
     project still fits in max_bundles bundles. What does not fit is deferred to the next run."""
@@ -62,12 +67,7 @@ def plan_bundles(candidates: Sequence[Candidate], max_files: int, max_bytes: int
     for group in _groups_by_key(candidates):
         # Handles on one object count its bytes once.
         group_bytes = sum({c.bucket: c.size for c in group}.values())
-        fits = (
-            current is not None
-            and current.files + len(group) <= files_per_bundle
-            and (current.bytes + group_bytes <= max_bytes or current.files == 0)
-        )
-        if not fits:
+        if current is None or not _fits(current, len(group), group_bytes, files_per_bundle, max_bytes):
             if len(bundles) == max_bundles:
                 deferred_files += len(group)
                 deferred_bytes += group_bytes

@@ -6,12 +6,14 @@ database when the repository and replica URLs are the same.
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Protocol
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import MetaData
+from alembic.util import CommandError
+from sqlalchemy import Connection, MetaData
 
 from costalloc_pipeline.db import make_engine
 
@@ -41,11 +43,33 @@ def upgrade_all(repository_url: str, replica_url: str) -> None:
     upgrade("replica", replica_url)
 
 
-def run_env(context, target_metadata: MetaData) -> None:
+class MigrationContext(Protocol):
+    """What run_env uses of `alembic.context`, the module an env.py gets (not a class to name)."""
+
+    config: Config
+
+    def configure(
+        self, *, connection: Connection, target_metadata: MetaData, version_table: str, render_as_batch: bool
+    ) -> None: ...
+
+    def begin_transaction(self) -> AbstractContextManager[object]: ...
+
+    def run_migrations(self) -> None: ...
+
+
+def _required_option(config: Config, name: str) -> str:
+    # alembic_config() sets both options run_env reads; another configuration must too.
+    value = config.get_main_option(name)
+    if value is None:
+        raise CommandError(f"No {name!r} key found in configuration.")
+    return value
+
+
+def run_env(context: MigrationContext, target_metadata: MetaData) -> None:
     """Body of both env.py files: online migrations only (we always have a database)."""
     config = context.config
-    database = config.attributes.get("database") or Path(config.get_main_option("script_location")).name
-    engine = make_engine(config.get_main_option("sqlalchemy.url"))
+    database = config.attributes.get("database") or Path(_required_option(config, "script_location")).name
+    engine = make_engine(_required_option(config, "sqlalchemy.url"))
     with engine.connect() as connection:
         context.configure(
             connection=connection,

@@ -209,20 +209,10 @@ def unassign(engine: Engine, project_id: int) -> None:
 
 
 def finish_removals(engine: Engine, project_ids: Iterable[int]) -> list[int]:
-    """What the check no_misplaced_files does: a REMOVING project with nothing misplaced leaves its allocation."""
-    from costalloc_pipeline.progress import project_progress
+    """What a relocation run does at its end: a REMOVING project with nothing misplaced leaves its allocation."""
+    from costalloc_pipeline.removal import finish_removal_when_placed
 
-    removed = []
-    for project_id in project_ids:
-        # (The check computes every project's progress for its metadata; only REMOVING ones matter here.)
-        association = service.association_for_project(engine, project_id)
-        if association is None or association.state != AssociationState.REMOVING:
-            continue
-        with engine.connect() as conn:
-            progress = project_progress(conn, project_id, _load_placement(conn))
-        if progress.misplaced_files == 0 and service.finish_removal(engine, project_id):
-            removed.append(project_id)
-    return removed
+    return [project_id for project_id in project_ids if finish_removal_when_placed(engine, project_id)]
 
 
 def upload_destination(engine: Engine, project_id: int) -> tuple[str, int]:

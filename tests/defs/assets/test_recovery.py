@@ -8,8 +8,8 @@ from dataclasses import replace
 import dagster as dg
 from faults.repository import make_repo
 
-from costalloc_pipeline.assets.recovery import finish_moves
-from costalloc_pipeline.location import build_resources
+from costalloc_pipeline.defs.assets.recovery import finish_moves
+from costalloc_pipeline.defs.location import build_resources
 from costalloc_pipeline.mover.bundle import move_bundle
 from costalloc_pipeline.schema.repository import MoveState
 

@@ -10,10 +10,10 @@ from typing import Any
 import dagster as dg
 
 from costalloc_pipeline.config import Settings
-from costalloc_pipeline.jobs import relocate_project
-from costalloc_pipeline.location import build_definitions, build_resources
-from costalloc_pipeline.partitions import projects
-from costalloc_pipeline.sensors import cost_allocation_changes
+from costalloc_pipeline.defs.jobs import relocate_project
+from costalloc_pipeline.defs.location import build_definitions, build_resources
+from costalloc_pipeline.defs.partitions import PROJECTS
+from costalloc_pipeline.defs.sensors import cost_allocation_changes
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 SENSOR_NAME = "cost_allocation_changes"
@@ -37,11 +37,15 @@ class LocalRunner:
     """Plays the Dagster daemon: evaluates the sensor and executes the runs it requests."""
 
     def __init__(
-        self, settings: Settings, instance: dg.DagsterInstance, report: Callable[[str], None] = lambda _: None
+        self,
+        settings: Settings,
+        instance: dg.DagsterInstance | None = None,
+        report: Callable[[str], None] = lambda _: None,
     ) -> None:
+        """`instance`: the one DAGSTER_HOME names (or an ephemeral one) when not given."""
         self.settings = settings
         self.say = report
-        self.instance = instance
+        self.instance = instance or dg.DagsterInstance.get()
         self.definitions = build_definitions(settings)
         self.resources = build_resources(settings)
         self.cursor: str | None = None
@@ -50,19 +54,24 @@ class LocalRunner:
     def tick(self) -> list[dg.ExecuteInProcessResult]:
         with dg.build_sensor_context(instance=self.instance, cursor=self.cursor, resources=self.resources) as context:
             result = cost_allocation_changes(context)
+        # The sensor always returns one SensorResult (its signature says so; the decorator's type is wider).
+        assert isinstance(result, dg.SensorResult)
         for request in result.dynamic_partitions_requests or []:
             if isinstance(request, dg.AddDynamicPartitionsRequest):
-                self.instance.add_dynamic_partitions(projects.name, list(request.partition_keys))
+                self.instance.add_dynamic_partitions(PROJECTS, list(request.partition_keys))
                 self.say(f"sensor added project partitions {', '.join(request.partition_keys)}")
             else:
                 for key in request.partition_keys:
-                    self.instance.delete_dynamic_partition(projects.name, key)
+                    self.instance.delete_dynamic_partition(PROJECTS, key)
                 self.say(f"sensor removed project partitions {', '.join(request.partition_keys)}")
         self.cursor = result.cursor
-        return [
-            self.run(request.partition_key, {"dagster/run_key": request.run_key, "dagster/sensor_name": SENSOR_NAME})
-            for request in result.run_requests or []
-        ]
+        runs = []
+        for wanted in result.run_requests or []:
+            # The sensor names the partition and the run key of every request it makes.
+            assert wanted.partition_key is not None and wanted.run_key is not None
+            tags = {"dagster/run_key": wanted.run_key, "dagster/sensor_name": SENSOR_NAME}
+            runs.append(self.run(wanted.partition_key, tags))
+        return runs
 
     def run(self, partition: str, tags: dict[str, str] | None = None) -> dg.ExecuteInProcessResult:
         job = self.definitions.resolve_job_def(relocate_project.name)

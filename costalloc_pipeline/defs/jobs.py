@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import dagster as dg
 
-from costalloc_pipeline.assets.files_out_of_place import files_out_of_place
-from costalloc_pipeline.assets.invariants import invariants_hold
-from costalloc_pipeline.assets.relocation import relocation
-from costalloc_pipeline.assets.replication import entity_replication, file_replication
-from costalloc_pipeline.assets.storage_report import cost_allocation_storage
+from costalloc_pipeline.defs.assets.files_out_of_place import files_out_of_place
+from costalloc_pipeline.defs.assets.invariants import invariants_hold
+from costalloc_pipeline.defs.assets.relocation import relocation
+from costalloc_pipeline.defs.assets.replication import entity_replication, file_replication
+from costalloc_pipeline.defs.assets.storage_report import cost_allocation_storage
 
 # Refresh the replica, find the project's misplaced files, move them, then check (the check runs
 # with the assets it is attached to).
@@ -29,3 +29,6 @@ audit_repository = dg.define_asset_job(
     selection=dg.AssetSelection.checks(invariants_hold),
     description="Audits invariants I1-I5 over the whole repository (what `costalloc verify` reports).",
 )
+
+
+defs = dg.Definitions(jobs=[relocate_project, report_storage, audit_repository])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dagster as dg
 from sqlalchemy.engine import make_url
 
-from costalloc_pipeline.location import build_definitions
+from costalloc_pipeline.defs.location import build_definitions
 
 
 def test_the_definitions_hold_the_whole_pipeline(settings):

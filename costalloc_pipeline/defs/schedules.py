@@ -6,13 +6,11 @@ from __future__ import annotations
 import os
 
 import dagster as dg
-from sqlalchemy import select
 
-from costalloc_pipeline.assets.recovery import finish_moves
-from costalloc_pipeline.jobs import audit_repository, relocate_project, report_storage
-from costalloc_pipeline.partitions import projects
-from costalloc_pipeline.resources.databases import Database
-from costalloc_pipeline.schema.repository import cost_allocation_project
+from costalloc_pipeline.defs.assets.recovery import finish_moves
+from costalloc_pipeline.defs.jobs import audit_repository, relocate_project, report_storage
+from costalloc_pipeline.defs.partitions import PROJECTS, project_partition_key
+from costalloc_pipeline.defs.resources.databases import RepositoryDatabase
 
 RESCAN_CRON = os.environ.get("COSTALLOC_RESCAN_CRON", "0 3 * * *")
 REPORT_CRON = os.environ.get("COSTALLOC_REPORT_CRON", "0 * * * *")
@@ -26,11 +24,10 @@ FINISH_CRON = os.environ.get("COSTALLOC_FINISH_CRON", "30 3 * * *")
     default_status=dg.DefaultScheduleStatus.RUNNING,
     description="Requests a relocation run for every associated project (daily by default).",
 )
-def rescan_projects(context: dg.ScheduleEvaluationContext, repository: Database):
-    with repository.engine.connect() as conn:
-        associated = [str(p) for p in conn.execute(select(cost_allocation_project.c.project_id)).scalars()]
+def rescan_projects(context: dg.ScheduleEvaluationContext, repository: RepositoryDatabase) -> list[dg.RunRequest]:
+    associated = [project_partition_key(p) for p in repository.associated_projects()]
     # The sensor adds partitions; a project it has not seen yet is picked up by its next tick.
-    known = set(context.instance.get_dynamic_partitions(projects.name))
+    known = set(context.instance.get_dynamic_partitions(PROJECTS))
     stamp = context.scheduled_execution_time.isoformat() if context.scheduled_execution_time else "now"
     return [
         dg.RunRequest(run_key=f"rescan-{project}-{stamp}", partition_key=project)
@@ -62,3 +59,6 @@ finish_moves_daily = dg.ScheduleDefinition(
     default_status=dg.DefaultScheduleStatus.RUNNING,
     description="Archives sources past their grace period and finishes moves crashed runs left (daily).",
 )
+
+
+defs = dg.Definitions(schedules=[rescan_projects, finish_moves_daily, report_storage_hourly, audit_repository_daily])

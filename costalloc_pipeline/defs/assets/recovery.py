@@ -4,10 +4,10 @@ no next run; this job archives those, and finishes moves that crashed runs left 
 
 import dagster as dg
 
+from costalloc_pipeline.defs.resources.databases import Database
+from costalloc_pipeline.defs.resources.s3 import RepositoryS3
+from costalloc_pipeline.defs.resources.settings import CostAllocSettings
 from costalloc_pipeline.mover.recovery import resume
-from costalloc_pipeline.resources.databases import Database
-from costalloc_pipeline.resources.s3 import RepositoryS3
-from costalloc_pipeline.resources.settings import CostAllocSettings
 
 
 @dg.op(description="Finishes interrupted moves of runs that are over and archives sources past their grace period.")
@@ -31,3 +31,6 @@ def finish_interrupted_moves(
 @dg.job(description="Finishes what relocation runs left: archives past their grace period, moves a crash cut short.")
 def finish_moves() -> None:
     finish_interrupted_moves()
+
+
+defs = dg.Definitions(jobs=[finish_moves])

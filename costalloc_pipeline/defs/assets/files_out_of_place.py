@@ -5,11 +5,11 @@ from typing import Any
 import dagster as dg
 import pandas as pd
 
-from costalloc_pipeline.assets.replication import entity_replication, file_replication
+from costalloc_pipeline.defs.assets.replication import entity_replication, file_replication
+from costalloc_pipeline.defs.partitions import project_id_of, projects
+from costalloc_pipeline.defs.resources.databases import Database
 from costalloc_pipeline.misplaced import OutOfPlace, find_out_of_place
-from costalloc_pipeline.partitions import project_id_of, projects
 from costalloc_pipeline.placement import load_placement
-from costalloc_pipeline.resources.databases import Database
 
 PREVIEW_ROWS = 20
 _COLUMN_TYPES = {"Int64": "int", "int64": "int", "bool": "bool", "boolean": "bool"}
@@ -19,7 +19,8 @@ def _plain(value: Any) -> str | int | float | bool | None:
     """A DataFrame cell as the plain Python value Dagster's table metadata accepts."""
     if pd.isna(value):
         return None
-    return value.item() if hasattr(value, "item") else value
+    plain: str | int | float | bool = value.item() if hasattr(value, "item") else value
+    return plain
 
 
 def preview_table(frame: pd.DataFrame, limit: int = PREVIEW_ROWS) -> dg.TableMetadataValue:
@@ -72,3 +73,6 @@ def files_out_of_place(
             "projects whose files belong in another bucket; they stay where they are"
         )
     return dg.Output(found.to_move, metadata=out_of_place_metadata(found))
+
+
+defs = dg.Definitions(assets=[files_out_of_place])

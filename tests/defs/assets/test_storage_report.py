@@ -5,11 +5,12 @@ import pytest
 from helpers.repository_builder import Scenario, bootstrapped_builder, build_scenario
 from sqlalchemy import update
 
-from costalloc_pipeline.assets.storage_report import bucket_usage, cost_allocation_storage
 from costalloc_pipeline.config import Settings
 from costalloc_pipeline.db import engine_for
-from costalloc_pipeline.resources.databases import Database
+from costalloc_pipeline.defs.assets.storage_report import cost_allocation_storage
+from costalloc_pipeline.defs.resources.databases import RepositoryDatabase
 from costalloc_pipeline.schema.repository import FileStatus, files
+from costalloc_pipeline.storage import bucket_usage
 
 
 @pytest.fixture
@@ -29,7 +30,7 @@ def test_report_counts_available_handles_per_managed_bucket(settings, scenario):
     result = dg.materialize(
         [cost_allocation_storage],
         instance=dg.DagsterInstance.ephemeral(),
-        resources={"repository": Database(url=settings.repository_url)},
+        resources={"repository": RepositoryDatabase(url=settings.repository_url)},
     )
 
     assert result.success

@@ -42,7 +42,7 @@ def test_warns_while_a_file_is_still_to_move(stack):
             conn.execute(update(files).where(files.c.id == handle.id).values(etag="changed-meanwhile"))
 
     # Every CopyObject of the run bumps this handle's etag, as another writer would.
-    from costalloc_pipeline.resources.s3 import RepositoryS3
+    from costalloc_pipeline.defs.resources.s3 import RepositoryS3
 
     original = RepositoryS3.get_client
 

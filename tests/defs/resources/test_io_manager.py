@@ -4,10 +4,10 @@ import dagster as dg
 import pandas as pd
 import pytest
 
+from costalloc_pipeline.defs.partitions import projects
+from costalloc_pipeline.defs.resources.io_manager import ParquetIOManager
+from costalloc_pipeline.defs.resources.s3 import RepositoryS3
 from costalloc_pipeline.errors import BadRequest, NotFound
-from costalloc_pipeline.partitions import projects
-from costalloc_pipeline.resources.io_manager import ParquetIOManager
-from costalloc_pipeline.resources.s3 import RepositoryS3
 from costalloc_pipeline.s3 import make_s3_client
 
 BUCKET = "test-pipeline-storage"

@@ -4,11 +4,17 @@ A graph-backed asset: plan bundles (a DynamicOut bounded in number), move each b
 concurrency pool (DESIGN.md section 4), then sum up what moved.
 """
 
+from collections.abc import Iterator
 from dataclasses import asdict
+from typing import Any
 
 import dagster as dg
 import pandas as pd
 
+from costalloc_pipeline.defs.partitions import projects
+from costalloc_pipeline.defs.resources.databases import Database
+from costalloc_pipeline.defs.resources.s3 import RepositoryS3
+from costalloc_pipeline.defs.resources.settings import CostAllocSettings
 from costalloc_pipeline.mover import run
 from costalloc_pipeline.mover.bundle import move_bundle
 from costalloc_pipeline.mover.context import MoveContext, move_context
@@ -16,10 +22,7 @@ from costalloc_pipeline.mover.lease import LeaseHeld
 from costalloc_pipeline.mover.outcome import BundleResult
 from costalloc_pipeline.mover.plan import candidates_of
 from costalloc_pipeline.mover.run import BundleBounds
-from costalloc_pipeline.partitions import projects
-from costalloc_pipeline.resources.databases import Database
-from costalloc_pipeline.resources.s3 import RepositoryS3
-from costalloc_pipeline.resources.settings import CostAllocSettings
+from costalloc_pipeline.removal import finish_removal_when_placed
 
 BUNDLE_POOL = "costalloc_bundles"
 MOVE_RETRY = dg.RetryPolicy(max_retries=3, delay=2, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
@@ -47,6 +50,14 @@ def _log_result(context: dg.OpExecutionContext, what: str, result: BundleResult)
         context.log.warning(f"handle {handle_id}: {error}")
 
 
+def _finish_removal(context: dg.OpExecutionContext, ctx: MoveContext) -> bool:
+    """After the run: an unassigned project whose files are all back leaves its allocation."""
+    removed = finish_removal_when_placed(ctx.repository, ctx.project_id)
+    if removed:
+        context.log.info(f"project {ctx.project_id} is back in the default bucket and left its cost allocation")
+    return removed
+
+
 @dg.op(out=dg.DynamicOut(list), retry_policy=MOVE_RETRY)
 def plan_relocation(
     context: dg.OpExecutionContext,
@@ -54,7 +65,7 @@ def plan_relocation(
     repository: Database,
     s3: RepositoryS3,
     files_out_of_place: pd.DataFrame,
-):
+) -> Iterator[dg.DynamicOutput[list[int]]]:
     """Take the project's lease, archive what earlier runs left past its grace period, then split
     the dataset into bounded bundles."""
     ctx = _context(context, settings, repository, s3)
@@ -72,6 +83,7 @@ def plan_relocation(
     if not plan.bundles:
         # Nothing for bundle ops to do, and the summary op may not run: give the lease back now.
         run.end(ctx)
+        _finish_removal(context, ctx)
     if resumed.archived_objects or resumed.sources_still_referenced:
         _log_result(context, "archived the sources of earlier moves", resumed)
     context.log.info(
@@ -105,7 +117,9 @@ def summarize_relocation(
     s3: RepositoryS3,
     results: list,
 ) -> dg.Output:
-    run.end(_context(context, settings, repository, s3))
+    ctx = _context(context, settings, repository, s3)
+    run.end(ctx)
+    removed = _finish_removal(context, ctx)
     total = BundleResult()
     for result in results:
         total = total.merge(result)
@@ -119,6 +133,7 @@ def summarize_relocation(
         "changed_meanwhile": dg.MetadataValue.int(total.changed_meanwhile),
         "failed_files": dg.MetadataValue.int(len(total.failed)),
         "bundles": dg.MetadataValue.int(len(results)),
+        "left_its_allocation": dg.MetadataValue.bool(removed),
     }
     summary = asdict(total)
     summary["skipped"] = dict(total.skipped)
@@ -131,5 +146,8 @@ def summarize_relocation(
     kinds={"s3", "sql"},
     description="Moves the project's misplaced files into its target bucket: copy, verify, repoint, archive.",
 )
-def relocation(files_out_of_place: pd.DataFrame):
+def relocation(files_out_of_place: pd.DataFrame) -> Any:  # a graph body returns Dagster's output handle
     return summarize_relocation(plan_relocation(files_out_of_place).map(move_files_bundle).collect())
+
+
+defs = dg.Definitions(assets=[relocation])

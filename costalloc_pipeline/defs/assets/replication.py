@@ -2,12 +2,12 @@
 
 import dagster as dg
 
+from costalloc_pipeline.defs.resources.databases import Database
 from costalloc_pipeline.replication import (
     ReplicationResult,
     refresh_entity_replication,
     refresh_file_replication,
 )
-from costalloc_pipeline.resources.databases import Database
 
 
 class ReplicationConfig(dg.Config):
@@ -16,7 +16,7 @@ class ReplicationConfig(dg.Config):
 
 
 def _metadata(result: ReplicationResult) -> dict[str, dg.MetadataValue]:
-    metadata = {
+    metadata: dict[str, dg.MetadataValue] = {
         "rows_upserted": dg.MetadataValue.int(result.rows_upserted),
         "rows_read": dg.MetadataValue.int(result.rows_read),
         "total_rows": dg.MetadataValue.int(result.total_rows),
@@ -47,3 +47,6 @@ def entity_replication(config: ReplicationConfig, repository: Database, replica:
 def file_replication(config: ReplicationConfig, repository: Database, replica: Database) -> dg.MaterializeResult:
     result = refresh_file_replication(repository.engine, replica.engine, config.full_refresh)
     return dg.MaterializeResult(metadata=_metadata(result))
+
+
+defs = dg.Definitions(assets=[entity_replication, file_replication])

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import dagster as dg
 
-from costalloc_pipeline.location import build_resources
-from costalloc_pipeline.sensors import cost_allocation_changes
+from costalloc_pipeline.defs.location import build_resources
+from costalloc_pipeline.defs.sensors import cost_allocation_changes
 
 
 def evaluate(stack, cursor: str | None) -> dg.SensorResult:

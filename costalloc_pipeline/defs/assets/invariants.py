@@ -7,11 +7,11 @@ violations, so their half-done ledger rows are left out.
 
 import dagster as dg
 
-from costalloc_pipeline.assets.storage_report import cost_allocation_storage
 from costalloc_pipeline.audit import Violations, audit
-from costalloc_pipeline.resources.databases import Database
-from costalloc_pipeline.resources.s3 import RepositoryS3
-from costalloc_pipeline.resources.settings import CostAllocSettings
+from costalloc_pipeline.defs.assets.storage_report import cost_allocation_storage
+from costalloc_pipeline.defs.resources.databases import Database
+from costalloc_pipeline.defs.resources.s3 import RepositoryS3
+from costalloc_pipeline.defs.resources.settings import CostAllocSettings
 
 MOVING = (dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING)
 
@@ -68,3 +68,6 @@ def invariants_hold(
         metadata=audit_metadata(violations),
         description=summary or f"no violations in {violations.checked_handles} handles",
     )
+
+
+defs = dg.Definitions(asset_checks=[invariants_hold])

@@ -19,8 +19,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from botocore.exceptions import ClientError
 
+from costalloc_pipeline.defs.resources.s3 import RepositoryS3
 from costalloc_pipeline.errors import BadRequest, NotFound
-from costalloc_pipeline.resources.s3 import RepositoryS3
 
 # A partition key becomes a file name: nothing that could climb out of the asset's folder.
 _SAFE_PARTITION = re.compile(r"[A-Za-z0-9_.:=-]+")
@@ -63,7 +63,7 @@ class ParquetIOManager(dg.ConfigurableIOManager):
             pq.write_table(table, sink, compression=COMPRESSION)
             key = self._s3_key(relative)
             self._s3_client().put_object(Bucket=self.s3_bucket, Key=key, Body=sink.getvalue().to_pybytes())
-            location = dg.MetadataValue.url(f"s3://{self.s3_bucket}/{key}")
+            location: dg.MetadataValue[str] = dg.MetadataValue.url(f"s3://{self.s3_bucket}/{key}")
         else:
             path = Path(self.base_dir) / relative
             path.parent.mkdir(parents=True, exist_ok=True)

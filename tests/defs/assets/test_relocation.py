@@ -114,5 +114,8 @@ def test_unassign_brings_every_file_back_then_removes_the_association(stack):
     from costalloc_pipeline import service
 
     assert service.association_for_project(stack.repository, project) is None
+    # The relocation run ended the unassignment (the check only reads).
+    [relocated] = [e for e in run.get_asset_materialization_events() if e.asset_key.to_user_string() == "relocation"]
+    assert relocated.materialization.metadata["left_its_allocation"].value is True
     assert stack.runner.tick() == []
     assert str(project) not in stack.runner.instance.get_dynamic_partitions("projects")

@@ -4,9 +4,9 @@ import dagster as dg
 import pytest
 from helpers.repository_builder import RepositoryBuilder, bootstrapped_builder
 
-from costalloc_pipeline.assets.replication import ReplicationConfig, entity_replication, file_replication
 from costalloc_pipeline.config import Settings
-from costalloc_pipeline.resources.databases import Database
+from costalloc_pipeline.defs.assets.replication import ReplicationConfig, entity_replication, file_replication
+from costalloc_pipeline.defs.resources.databases import Database
 
 
 @pytest.fixture

@@ -5,13 +5,13 @@ import pandas as pd
 import pytest
 from helpers.repository_builder import Scenario, bootstrapped_builder, build_scenario
 
-from costalloc_pipeline.assets.files_out_of_place import files_out_of_place
-from costalloc_pipeline.assets.replication import entity_replication, file_replication
 from costalloc_pipeline.config import Settings
+from costalloc_pipeline.defs.assets.files_out_of_place import files_out_of_place
+from costalloc_pipeline.defs.assets.replication import entity_replication, file_replication
+from costalloc_pipeline.defs.partitions import project_id_of, project_partition_key, projects
+from costalloc_pipeline.defs.resources.databases import Database
+from costalloc_pipeline.defs.resources.io_manager import ParquetIOManager
 from costalloc_pipeline.errors import BadRequest
-from costalloc_pipeline.partitions import project_id_of, project_partition_key, projects
-from costalloc_pipeline.resources.databases import Database
-from costalloc_pipeline.resources.io_manager import ParquetIOManager
 
 
 @pytest.fixture
