@@ -27,6 +27,15 @@ REAL_S3 = "aws"
 
 ARCHIVE_STORAGE_CLASS_VARIABLE = "COSTALLOC_ARCHIVE_STORAGE_CLASS"
 
+# Each schedule's cron expression: its variable. Dagster's cron parser checks them when the
+# schedules are built (defs/schedules.py), and a bad one is a ConfigError naming its variable.
+CRON_SETTINGS: dict[str, str] = {
+    "rescan_cron": "COSTALLOC_RESCAN_CRON",
+    "finish_cron": "COSTALLOC_FINISH_CRON",
+    "report_cron": "COSTALLOC_REPORT_CRON",
+    "audit_cron": "COSTALLOC_AUDIT_CRON",
+}
+
 # Each integer setting: its variable and the smallest value allowed.
 INTEGER_SETTINGS: dict[str, tuple[str, int]] = {
     "archive_retention_days": ("COSTALLOC_ARCHIVE_RETENTION_DAYS", 1),
@@ -44,6 +53,7 @@ INTEGER_SETTINGS: dict[str, tuple[str, int]] = {
 
 __all__ = [
     "ARCHIVE_STORAGE_CLASSES",
+    "CRON_SETTINGS",
     "INTEGER_SETTINGS",
     "ConfigError",
     "Settings",
@@ -137,6 +147,11 @@ class Settings:
     audit_sample: int = 0
     # How long a relocation run's lease on a project lasts without renewal.
     lease_seconds: int = 600
+    # The schedules: rescan every associated project, finish what runs left, report storage, audit.
+    rescan_cron: str = "0 3 * * *"
+    finish_cron: str = "30 3 * * *"
+    report_cron: str = "0 * * * *"
+    audit_cron: str = "0 5 * * *"
 
     def __post_init__(self) -> None:
         self.validate()
@@ -166,6 +181,7 @@ class Settings:
         }
         if (raw := _env(ARCHIVE_STORAGE_CLASS_VARIABLE)) is not None:
             given["archive_storage_class"] = raw
+        given.update({name: raw.strip() for name, variable in CRON_SETTINGS.items() if (raw := _env(variable))})
         return cls(
             data_dir=Path(env("COSTALLOC_DATA_DIR", DEFAULT_DATA_DIR)),
             repository_url=env("COSTALLOC_REPOSITORY_URL", ""),

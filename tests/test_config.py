@@ -64,6 +64,13 @@ def test_the_new_settings_are_read_from_the_environment(clean_env) -> None:
     assert (settings.archive_grace_seconds, settings.lease_seconds) == (0, 30)
 
 
+def test_the_schedules_crons_are_read_from_the_environment_when_given(clean_env) -> None:
+    clean_env.setenv("COSTALLOC_RESCAN_CRON", " 15 2 * * * ")
+    clean_env.setenv("COSTALLOC_AUDIT_CRON", "")
+    settings = Settings.from_env()
+    assert (settings.rescan_cron, settings.audit_cron) == ("15 2 * * *", "0 5 * * *")
+
+
 def test_the_lowest_allowed_values_are_accepted(clean_env) -> None:
     for variable, minimum in INTEGER_SETTINGS.values():
         clean_env.setenv(variable, str(minimum))

@@ -20,7 +20,8 @@ from costalloc_pipeline.defs.resources.io_manager import ParquetIOManager
 from costalloc_pipeline.defs.resources.s3 import RepositoryS3
 from costalloc_pipeline.defs.resources.settings import CostAllocSettings
 
-# Each module declares its own definitions; they meet here, with the resources for the settings.
+# Each module declares its own definitions; they meet here, with the schedules and the resources,
+# which depend on the settings.
 MODULES = (
     replication,
     files_out_of_place,
@@ -31,7 +32,6 @@ MODULES = (
     recovery,
     jobs,
     sensors,
-    schedules,
 )
 
 
@@ -56,5 +56,7 @@ def build_resources(settings: Settings) -> dict[str, object]:
 
 def build_definitions(settings: Settings) -> dg.Definitions:
     return dg.Definitions.merge(
-        *(module.defs for module in MODULES), dg.Definitions(resources=build_resources(settings))
+        *(module.defs for module in MODULES),
+        schedules.definitions(settings),
+        dg.Definitions(resources=build_resources(settings)),
     )

@@ -46,3 +46,21 @@ def test_a_relocation_run_on_postgresql_instance_storage(stack, empty_postgres_u
         assert instance.get_run_by_id(run.run_id).is_success
         [check] = run.get_asset_check_evaluations()
         assert check.passed
+
+
+def test_the_schedules_run_on_the_crons_of_the_settings_and_a_bad_one_is_a_config_error() -> None:
+    import pytest
+
+    from costalloc_pipeline.config import Settings
+    from costalloc_pipeline.defs.location import build_definitions
+    from costalloc_pipeline.errors import ConfigError
+
+    crons = {s.name: s.cron_schedule for s in build_definitions(Settings(rescan_cron="15 2 * * *")).schedules}
+    assert crons == {
+        "rescan_projects": "15 2 * * *",
+        "finish_moves_daily": "30 3 * * *",
+        "report_storage_hourly": "0 * * * *",
+        "audit_repository_daily": "0 5 * * *",
+    }
+    with pytest.raises(ConfigError, match="COSTALLOC_AUDIT_CRON"):
+        build_definitions(Settings(audit_cron="61 * * * *"))
