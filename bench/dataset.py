@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench.servers import MotoServer, PostgresDatabases
-from costalloc_pipeline import service
+from costalloc_pipeline import allocations
 from costalloc_pipeline.auth import admin_caller
 from costalloc_pipeline.config import Settings
 from costalloc_pipeline.db import engine_for
@@ -89,7 +89,7 @@ def prepare_move(
     repository = engine_for(url)
     with repository.connect() as conn:
         caller = admin_caller(conn)
-    assigned = service.assign(repository, s3_client(settings), settings, project_id, COST_ALLOCATION, caller)
+    assigned = allocations.assign(repository, s3_client(settings), settings, project_id, COST_ALLOCATION, caller)
     # The replica is the pipeline's upstream asset, refreshed once for all projects: not part of a
     # project's relocation.
     refresh_entity_replication(repository, repository)

@@ -19,7 +19,7 @@ from bench.bulk_rows import insert_projects, layout
 from bench.dataset import stage_settings
 from bench.servers import MotoServer, PostgresDatabases
 from bench.stats import Spread
-from costalloc_pipeline import service
+from costalloc_pipeline import allocations
 from costalloc_pipeline.auth import admin_caller
 from costalloc_pipeline.bootstrap import bootstrap
 from costalloc_pipeline.db import engine_for
@@ -96,7 +96,7 @@ def _assign_all(url: str, settings: Any, project_ids: Sequence[int]) -> None:
         caller = admin_caller(conn)
     client = s3_client(settings)
     for project_id in project_ids:
-        service.assign(repository, client, settings, project_id, f"scale-{project_id}", caller)
+        allocations.assign(repository, client, settings, project_id, f"scale-{project_id}", caller)
 
 
 def run_scale(

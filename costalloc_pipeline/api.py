@@ -20,8 +20,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.routing import Match
 
+from costalloc_pipeline import allocations
 from costalloc_pipeline import api_schema as doc
-from costalloc_pipeline import service
 from costalloc_pipeline.auth import Caller, authenticate
 from costalloc_pipeline.config import Settings
 from costalloc_pipeline.db import engine_for
@@ -135,7 +135,7 @@ def create_app(settings: Settings) -> FastAPI:
     def list_cost_allocations(
         _caller: CallerDep, limit: doc.Limit = None, next_page_token: doc.PageToken = None
     ) -> dict[str, Any]:
-        return service.list_cost_allocations(engine, limit, next_page_token).as_json()
+        return allocations.list_cost_allocations(engine, limit, next_page_token).as_json()
 
     @app.get(
         "/entity/{entity_id}/costAllocation",
@@ -144,7 +144,7 @@ def create_app(settings: Settings) -> FastAPI:
         responses=doc.errors(404),
     )
     def get_cost_allocation(entity_id: doc.EntityId, _caller: CallerDep) -> dict[str, Any]:
-        return service.get_for_project(engine, entity_id).as_json()
+        return allocations.get_for_project(engine, entity_id).as_json()
 
     # async only to read the body after authentication (a malformed body from a stranger is a 401,
     # not a 400); the blocking work runs in the thread pool like the sync endpoints.
@@ -161,7 +161,7 @@ def create_app(settings: Settings) -> FastAPI:
     )
     async def assign_cost_allocation(entity_id: doc.EntityId, request: Request, caller: CallerDep) -> JSONResponse:
         name = await _name_from_body(request)
-        result = await run_in_threadpool(service.assign, engine, s3, settings, entity_id, name, caller)
+        result = await run_in_threadpool(allocations.assign, engine, s3, settings, entity_id, name, caller)
         return JSONResponse(result.cost_allocation.as_json(), status_code=201 if result.created else 200)
 
     @app.delete(
@@ -171,7 +171,7 @@ def create_app(settings: Settings) -> FastAPI:
         responses=doc.errors(404, 409),
     )
     def unassign_cost_allocation(entity_id: doc.EntityId, caller: CallerDep) -> Response:
-        service.unassign(engine, entity_id, caller)
+        allocations.unassign(engine, entity_id, caller)
         return Response(status_code=204)
 
     @app.get(
@@ -181,7 +181,7 @@ def create_app(settings: Settings) -> FastAPI:
         responses=doc.errors(404),
     )
     def upload_destination(entity_id: doc.EntityId, caller: CallerDep) -> dict[str, Any]:
-        return service.upload_destination(engine, entity_id, caller).as_json()
+        return allocations.upload_destination(engine, entity_id, caller).as_json()
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

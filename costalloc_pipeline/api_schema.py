@@ -1,7 +1,8 @@
 """What the OpenAPI document says about the REST API: bodies, errors and every status each operation
-can answer. The constraints come from the rules the service enforces (naming.py, service.py), so
-the document and the service cannot drift apart; tests/test_api_contract.py fuzzes the served API
-against this document with all of schemathesis' checks."""
+can answer. The constraints come from the rules the service enforces (naming.py,
+allocations/paging.py), so the document and the service cannot drift apart;
+tests/test_api_contract.py fuzzes the served API against this document with all of schemathesis'
+checks."""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ from typing import Annotated, Any
 from fastapi import Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
+from costalloc_pipeline.allocations import DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT, PAGE_TOKEN_PATTERN
 from costalloc_pipeline.naming import ENTITY_ID_PATTERN, MAX_ENTITY_ID, NAME_PATTERN
-from costalloc_pipeline.service import DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT, PAGE_TOKEN_PATTERN
 
 _DIGITS = "^[0-9]+$"
 

@@ -259,7 +259,7 @@ def bucket_of_another_account(s3_endpoint: str) -> Callable[[str], None]:
 
 # --- pipeline fixtures ---
 
-from costalloc_pipeline import service as _service  # noqa: E402
+from costalloc_pipeline import allocations  # noqa: E402
 from costalloc_pipeline.auth import admin_caller as _admin_caller  # noqa: E402
 from costalloc_pipeline.seed import SeedReport, SeedSpec, seed_repository  # noqa: E402
 
@@ -291,10 +291,10 @@ class Stack:
             return _admin_caller(conn)
 
     def assign(self, project_id: int, name: str) -> None:
-        _service.assign(self.repository, self.s3, self.settings, project_id, name, self.caller())
+        allocations.assign(self.repository, self.s3, self.settings, project_id, name, self.caller())
 
     def unassign(self, project_id: int) -> None:
-        _service.unassign(self.repository, project_id, self.caller())
+        allocations.unassign(self.repository, project_id, self.caller())
 
 
 SMALL_REPOSITORY = SeedSpec(projects=3, folders_per_project=2, files_per_folder=6, versions_per_file=2, max_size=2048)

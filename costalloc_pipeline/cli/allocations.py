@@ -7,7 +7,7 @@ import argparse
 import json
 from typing import Any
 
-from costalloc_pipeline import service
+from costalloc_pipeline import allocations
 from costalloc_pipeline.auth import Caller, admin_caller
 from costalloc_pipeline.cli.admin import require_initialised
 from costalloc_pipeline.config import Settings
@@ -29,7 +29,7 @@ def _admin(settings: Settings) -> Caller:
 def run_list(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     _admin(settings)
-    page = service.list_cost_allocations(engine_for(settings.repository_url), args.limit, args.next_page_token)
+    page = allocations.list_cost_allocations(engine_for(settings.repository_url), args.limit, args.next_page_token)
     _print(page.as_json())
     return 0
 
@@ -37,7 +37,7 @@ def run_list(args: argparse.Namespace) -> int:
 def run_get(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     _admin(settings)
-    _print(service.get_for_project(engine_for(settings.repository_url), args.entity).as_json())
+    _print(allocations.get_for_project(engine_for(settings.repository_url), args.entity).as_json())
     return 0
 
 
@@ -46,21 +46,21 @@ def run_assign(args: argparse.Namespace) -> int:
     settings = resolve_settings()
     caller = _admin(settings)
     engine = engine_for(settings.repository_url)
-    result = service.assign(engine, s3_client(settings), settings, args.entity, args.name, caller)
+    result = allocations.assign(engine, s3_client(settings), settings, args.entity, args.name, caller)
     _print(result.cost_allocation.as_json())
     return 0
 
 
 def run_unassign(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
-    service.unassign(engine_for(settings.repository_url), args.entity, _admin(settings))
+    allocations.unassign(engine_for(settings.repository_url), args.entity, _admin(settings))
     print(f"{args.entity}: removal requested; its files move back to the default bucket, then it is removed")
     return 0
 
 
 def run_upload_destination(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
-    _print(service.upload_destination(engine_for(settings.repository_url), args.entity, _admin(settings)).as_json())
+    _print(allocations.upload_destination(engine_for(settings.repository_url), args.entity, _admin(settings)).as_json())
     return 0
 
 
@@ -74,7 +74,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "--limit",
         type=int,
         default=None,
-        help=f"page size, 1 to {service.MAX_PAGE_LIMIT} (default {service.DEFAULT_PAGE_LIMIT})",
+        help=f"page size, 1 to {allocations.MAX_PAGE_LIMIT} (default {allocations.DEFAULT_PAGE_LIMIT})",
     )
     listing.add_argument("--next-page-token", default=None, help="the nextPageToken of the previous page")
     listing.set_defaults(handler=run_list)

@@ -36,10 +36,12 @@ MODULES = (
 
 
 def build_resources(settings: Settings) -> dict[str, object]:
+    embedded = settings.s3_endpoint_url is None and not settings.real_s3
     s3 = RepositoryS3(
         endpoint_url=settings.s3_endpoint_url,
         region_name=settings.s3_region,
         max_pool_connections=2 * settings.copy_concurrency,
+        embedded_data_dir=str(settings.data_dir) if embedded else None,
     )
     return {
         "settings": CostAllocSettings.from_settings(settings),

@@ -64,3 +64,26 @@ def test_the_schedules_run_on_the_crons_of_the_settings_and_a_bad_one_is_a_confi
     }
     with pytest.raises(ConfigError, match="COSTALLOC_AUDIT_CRON"):
         build_definitions(Settings(audit_cron="61 * * * *"))
+
+
+def test_importing_the_code_location_starts_no_server(tmp_path) -> None:
+    """On the embedded default, the data folder's S3 server starts when a run first needs it."""
+    import os
+    import subprocess
+    import sys
+
+    from costalloc_pipeline.embedded import running_embedded_s3
+
+    data_dir = tmp_path / "data"
+    environment = {name: value for name, value in os.environ.items() if not name.startswith("COSTALLOC_")}
+    environment["COSTALLOC_DATA_DIR"] = str(data_dir)
+    loaded = subprocess.run(
+        [sys.executable, "-c", "import costalloc_pipeline.definitions as d; print(len(d.defs.jobs))"],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert loaded.returncode == 0, loaded.stderr
+    assert running_embedded_s3(data_dir) is None and not (data_dir / "s3-server.json").exists()

@@ -19,7 +19,7 @@ from typing import Any
 from helpers.links import link_to_project
 from sqlalchemy import Engine, insert, select
 
-from costalloc_pipeline import service
+from costalloc_pipeline import allocations
 from costalloc_pipeline.audit import Violations, audit
 from costalloc_pipeline.auth import admin_caller
 from costalloc_pipeline.bootstrap import bootstrap
@@ -93,14 +93,14 @@ class Repo:
         """Assign (or re-assign) the project, as the API does; returns its new target bucket."""
         with self.engine.connect() as conn:
             caller = admin_caller(conn)
-        return service.assign(
+        return allocations.assign(
             self.engine, self.s3, self.settings, project_id, allocation, caller
         ).cost_allocation.bucket
 
     def unassign(self, project_id: int) -> None:
         with self.engine.connect() as conn:
             caller = admin_caller(conn)
-        service.unassign(self.engine, project_id, caller)
+        allocations.unassign(self.engine, project_id, caller)
 
     def end_run(self, project_id: int, run_id: str) -> None:
         """The run is over: its claims and lease given back, as a finished run does."""

@@ -55,7 +55,7 @@ from sqlalchemy import Connection, Engine, event, func, insert, select, text, up
 from sqlalchemy import inspect as sql_inspect
 from sqlalchemy.engine import make_url
 
-from costalloc_pipeline import service
+from costalloc_pipeline import allocations
 from costalloc_pipeline.auth import admin_caller
 from costalloc_pipeline.bootstrap import bootstrap
 from costalloc_pipeline.config import Settings
@@ -198,14 +198,14 @@ def assign(settings: Settings, engine: Engine, s3: Any, project_id: int, name: s
     """POST /entity/{id}/costAllocation as the admin; the allocation's bucket."""
     with engine.connect() as conn:
         caller = admin_caller(conn)
-    return service.assign(engine, s3, settings, project_id, name, caller).cost_allocation.bucket
+    return allocations.assign(engine, s3, settings, project_id, name, caller).cost_allocation.bucket
 
 
 def unassign(engine: Engine, project_id: int) -> None:
     """DELETE /entity/{id}/costAllocation as the admin."""
     with engine.connect() as conn:
         caller = admin_caller(conn)
-    service.unassign(engine, project_id, caller)
+    allocations.unassign(engine, project_id, caller)
 
 
 def finish_removals(engine: Engine, project_ids: Iterable[int]) -> list[int]:
@@ -219,7 +219,7 @@ def upload_destination(engine: Engine, project_id: int) -> tuple[str, int]:
     """GET /entity/{id}/uploadDestination as the admin: where a new file of the project goes (bucket, location)."""
     with engine.connect() as conn:
         caller = admin_caller(conn)
-    destination = service.upload_destination(engine, project_id, caller)
+    destination = allocations.upload_destination(engine, project_id, caller)
     return destination.bucket, destination.storage_location_id
 
 

@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from dagster_aws.s3 import S3Resource
 
+from costalloc_pipeline.embedded import ensure_embedded_s3
 from costalloc_pipeline.s3 import make_s3_client
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
 
 
 class RepositoryS3(S3Resource):
     max_pool_connections: int = 64
+    # The embedded default: the data folder whose own S3 server is used, started when a client is
+    # first needed (not when the code location is imported). Unset for a configured endpoint.
+    embedded_data_dir: str | None = None
 
-    def get_client(self) -> Any:
-        return make_s3_client(
-            self.endpoint_url, self.region_name or "us-east-1", self.max_pool_connections, self.max_attempts
-        )
+    def get_client(self) -> S3Client:
+        endpoint = self.endpoint_url
+        if endpoint is None and self.embedded_data_dir is not None:
+            endpoint = ensure_embedded_s3(Path(self.embedded_data_dir))
+        return make_s3_client(endpoint, self.region_name or "us-east-1", self.max_pool_connections, self.max_attempts)

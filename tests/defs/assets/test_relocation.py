@@ -111,9 +111,9 @@ def test_unassign_brings_every_file_back_then_removes_the_association(stack):
         if handle.id not in stack.report.external_handle_ids and handle.bucket_name is not None:
             assert handle.bucket_name == default
             assert_readable(stack, handle)
-    from costalloc_pipeline import service
+    from costalloc_pipeline import allocations
 
-    assert service.association_for_project(stack.repository, project) is None
+    assert allocations.association_for_project(stack.repository, project) is None
     # The relocation run ended the unassignment (the check only reads).
     [relocated] = [e for e in run.get_asset_materialization_events() if e.asset_key.to_user_string() == "relocation"]
     assert relocated.materialization.metadata["left_its_allocation"].value is True

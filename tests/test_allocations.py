@@ -10,7 +10,13 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from costalloc_pipeline import service
+from costalloc_pipeline import allocations
+from costalloc_pipeline.allocations import (
+    Association,
+    plan_assign,
+    plan_finish_removal,
+    plan_unassign,
+)
 from costalloc_pipeline.auth import Caller, admin_caller
 from costalloc_pipeline.config import Settings
 from costalloc_pipeline.db import engine_for
@@ -26,12 +32,6 @@ from costalloc_pipeline.schema.repository import (
     cost_allocation_project,
     storage_location,
 )
-from costalloc_pipeline.service import (
-    Association,
-    plan_assign,
-    plan_finish_removal,
-    plan_unassign,
-)
 
 ACTIVE, REMOVING, REMOVED = AssociationState.ACTIVE, AssociationState.REMOVING, AssociationState.REMOVED
 
@@ -44,32 +44,32 @@ def _association(allocation: int, state: AssociationState) -> Association:
 
 
 def test_plan_assign() -> None:
-    assert plan_assign(None, 1) == service.AssociationChange(ACTIVE, 1, (1,))
+    assert plan_assign(None, 1) == allocations.AssociationChange(ACTIVE, 1, (1,))
     assert plan_assign(_association(1, ACTIVE), 1) is None
-    assert plan_assign(_association(1, REMOVING), 1) == service.AssociationChange(ACTIVE, 1, (1,))
-    assert plan_assign(_association(1, ACTIVE), 2) == service.AssociationChange(ACTIVE, 2, (1, 2))
-    assert plan_assign(_association(1, REMOVING), 2) == service.AssociationChange(ACTIVE, 2, (1, 2))
+    assert plan_assign(_association(1, REMOVING), 1) == allocations.AssociationChange(ACTIVE, 1, (1,))
+    assert plan_assign(_association(1, ACTIVE), 2) == allocations.AssociationChange(ACTIVE, 2, (1, 2))
+    assert plan_assign(_association(1, REMOVING), 2) == allocations.AssociationChange(ACTIVE, 2, (1, 2))
 
 
 def test_plan_unassign_and_finish_removal() -> None:
     with pytest.raises(NotFound):
         plan_unassign(None, 10)
-    assert plan_unassign(_association(1, ACTIVE), 10) == service.AssociationChange(REMOVING, 1, (1,))
+    assert plan_unassign(_association(1, ACTIVE), 10) == allocations.AssociationChange(REMOVING, 1, (1,))
     assert plan_unassign(_association(1, REMOVING), 10) is None
     assert plan_finish_removal(None) is None
     assert plan_finish_removal(_association(1, ACTIVE)) is None
-    assert plan_finish_removal(_association(1, REMOVING)) == service.AssociationChange(REMOVED, 1, ())
+    assert plan_finish_removal(_association(1, REMOVING)) == allocations.AssociationChange(REMOVED, 1, ())
 
 
 def test_page_tokens_round_trip_and_reject_garbage() -> None:
-    assert service.decode_page_token(service.encode_page_token(12345)) == 12345
-    assert service.decode_page_token(service.encode_page_token(2**63 - 1)) == 2**63 - 1
+    assert allocations.decode_page_token(allocations.encode_page_token(12345)) == 12345
+    assert allocations.decode_page_token(allocations.encode_page_token(2**63 - 1)) == 2**63 - 1
     for garbage in ("", "!!!", "-1", "1.5", "12a", "gAAAAAAAAAA", "AAAAAAAAAA", "AAAAAAAAAAAA", "\u00e9" * 11):
         with pytest.raises(BadRequest, match="nextPageToken"):
-            service.decode_page_token(garbage)
+            allocations.decode_page_token(garbage)
     with pytest.raises(BadRequest, match="limit"):
-        service.page_limit(0)
-    assert service.page_limit(None) == service.DEFAULT_PAGE_LIMIT
+        allocations.page_limit(0)
+    assert allocations.page_limit(None) == allocations.DEFAULT_PAGE_LIMIT
 
 
 # --- against the databases ------------------------------------------------------------------------
@@ -114,12 +114,12 @@ def _count(engine, table) -> int:
 
 def test_every_association_change_is_logged_and_numbered(engine, admin, s3, settings: Settings, entities) -> None:
     entities.project(10)
-    lab_a = service.assign(engine, s3, settings, "syn10", "lab-a", admin).cost_allocation
-    service.assign(engine, s3, settings, 10, "lab-a", admin)  # no-op: no change row
-    lab_b = service.assign(engine, s3, settings, "10", "lab-b", admin).cost_allocation
-    service.unassign(engine, "syn10", admin)
-    service.unassign(engine, "syn10", admin)  # already REMOVING: no change row
-    service.assign(engine, s3, settings, "syn10", "lab-b", admin)  # cancels the removal
+    lab_a = allocations.assign(engine, s3, settings, "syn10", "lab-a", admin).cost_allocation
+    allocations.assign(engine, s3, settings, 10, "lab-a", admin)  # no-op: no change row
+    lab_b = allocations.assign(engine, s3, settings, "10", "lab-b", admin).cost_allocation
+    allocations.unassign(engine, "syn10", admin)
+    allocations.unassign(engine, "syn10", admin)  # already REMOVING: no change row
+    allocations.assign(engine, s3, settings, "syn10", "lab-b", admin)  # cancels the removal
 
     changes = _changes(engine, 10)
     assert [(allocation, state) for _, allocation, state in changes] == [
@@ -128,26 +128,26 @@ def test_every_association_change_is_logged_and_numbered(engine, admin, s3, sett
         (lab_b.id, "REMOVING"),
         (lab_b.id, "ACTIVE"),
     ]
-    association = service.association_for_project(engine, 10)
+    association = allocations.association_for_project(engine, 10)
     assert association == Association(10, lab_b.id, ACTIVE, changes[-1][0])
 
 
 def test_finish_removal_deletes_a_removing_association_only(engine, admin, s3, settings: Settings, entities) -> None:
     entities.project(10)
-    allocation = service.assign(engine, s3, settings, 10, "lab-a", admin).cost_allocation
-    assert service.finish_removal(engine, 10) is False  # ACTIVE: stays
-    service.unassign(engine, 10, admin)
+    allocation = allocations.assign(engine, s3, settings, 10, "lab-a", admin).cost_allocation
+    assert allocations.finish_removal(engine, 10) is False  # ACTIVE: stays
+    allocations.unassign(engine, 10, admin)
     with pytest.raises(NotFound, match="being removed"):
-        service.get_for_project(engine, 10)
+        allocations.get_for_project(engine, 10)
 
     with engine.begin() as conn:  # the pipeline may pass its own connection
-        assert service.finish_removal(conn, 10) is True
-    assert service.association_for_project(engine, 10) is None
+        assert allocations.finish_removal(conn, 10) is True
+    assert allocations.association_for_project(engine, 10) is None
     assert [state for _, _, state in _changes(engine, 10)] == ["ACTIVE", "REMOVING", "REMOVED"]
-    assert service.finish_removal(engine, 10) is False
+    assert allocations.finish_removal(engine, 10) is False
     assert _count(engine, cost_allocation_project) == 0
     # The cost allocation and its bucket remain, ready for other projects.
-    assert service.list_cost_allocations(engine).results[0].id == allocation.id
+    assert allocations.list_cost_allocations(engine).results[0].id == allocation.id
 
 
 def test_target_bucket_follows_the_association_state(engine, admin, s3, settings: Settings, entities) -> None:
@@ -159,9 +159,9 @@ def test_target_bucket_follows_the_association_state(engine, admin, s3, settings
 
     default = (Target(settings.default_bucket, DEFAULT_STORAGE_LOCATION_ID), None)
     assert allocation_of(10) == default
-    allocation = service.assign(engine, s3, settings, 10, "lab-a", admin).cost_allocation
+    allocation = allocations.assign(engine, s3, settings, 10, "lab-a", admin).cost_allocation
     assert allocation_of(10) == (Target(allocation.bucket, allocation.storage_location_id), "lab-a")
-    service.unassign(engine, 10, admin)
+    allocations.unassign(engine, 10, admin)
     assert allocation_of(10) == default
 
 
@@ -171,7 +171,7 @@ def test_a_refused_bucket_writes_nothing(
     entities.project(10)
     bucket_of_another_account(bucket_name_for(settings.stack, "lab-a"))
     with pytest.raises(Conflict, match="another AWS account"):
-        service.assign(engine, s3, settings, 10, "lab-a", admin)
+        allocations.assign(engine, s3, settings, 10, "lab-a", admin)
     assert _count(engine, cost_allocation) == 0
     assert _count(engine, cost_allocation_project) == 0
     assert _count(engine, cost_allocation_change) == 0
@@ -183,7 +183,7 @@ def test_a_failed_bucket_setup_writes_nothing_and_leaves_no_bucket(
 ) -> None:
     entities.project(10)
     with pytest.raises(Unavailable, match="AccessDenied"):
-        service.assign(engine, s3_denied_lifecycle, settings, 10, "lab-a", admin)
+        allocations.assign(engine, s3_denied_lifecycle, settings, 10, "lab-a", admin)
     assert _count(engine, cost_allocation) == 0
     assert _count(engine, cost_allocation_change) == 0
     buckets = [bucket["Name"] for bucket in s3_denied_lifecycle.list_buckets()["Buckets"]]
@@ -214,15 +214,17 @@ def test_concurrent_posts_of_a_new_name_create_one_allocation_and_one_bucket(
     engine, admin, s3, settings: Settings, entities
 ) -> None:
     projects = [entities.project(100 + index) for index in range(6)]
-    results = _race(len(projects), lambda index: service.assign(engine, s3, settings, projects[index], "shared", admin))
-    assert all(isinstance(result, service.AssignResult) for result in results), results
+    results = _race(
+        len(projects), lambda index: allocations.assign(engine, s3, settings, projects[index], "shared", admin)
+    )
+    assert all(isinstance(result, allocations.AssignResult) for result in results), results
     assert sum(result.created for result in results) == 1
     assert len({result.cost_allocation.id for result in results}) == 1
     assert _count(engine, cost_allocation) == 1
     assert _count(engine, storage_location) == 2
     buckets = [bucket["Name"] for bucket in s3.list_buckets()["Buckets"]]
     assert sorted(buckets) == sorted([settings.default_bucket, bucket_name_for(settings.stack, "shared")])
-    assert service.list_cost_allocations(engine).results[0].projects == tuple(projects)
+    assert allocations.list_cost_allocations(engine).results[0].projects == tuple(projects)
 
 
 def test_concurrent_posts_for_one_project_leave_a_consistent_log(
@@ -230,9 +232,9 @@ def test_concurrent_posts_for_one_project_leave_a_consistent_log(
 ) -> None:
     entities.project(10)
     names = ["lab-a", "lab-b", "lab-a", "lab-b", "lab-c"]
-    results = _race(len(names), lambda index: service.assign(engine, s3, settings, 10, names[index], admin))
-    assert all(isinstance(result, service.AssignResult) for result in results), results
-    association = service.association_for_project(engine, 10)
+    results = _race(len(names), lambda index: allocations.assign(engine, s3, settings, 10, names[index], admin))
+    assert all(isinstance(result, allocations.AssignResult) for result in results), results
+    association = allocations.association_for_project(engine, 10)
     changes = _changes(engine, 10)
     # The association is the last change logged, and the log names each change once.
     assert association is not None and association.change_number == changes[-1][0]
