@@ -7,16 +7,14 @@ passed to the replica queries as parameters (the two databases may differ: no cr
 
 from __future__ import annotations
 
-import io
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any
 
 # No pandas-stubs in the environment: pandas is untyped here.
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.csv as pacsv
 from sqlalchemy import (
     ColumnElement,
     CompoundSelect,
@@ -30,6 +28,7 @@ from sqlalchemy import (
     select,
 )
 
+from costalloc_pipeline.arrow_blocks import Rows, fetch_blocks
 from costalloc_pipeline.placement import (
     Placement,
     connected,
@@ -38,9 +37,6 @@ from costalloc_pipeline.placement import (
     referencing_projects,
 )
 from costalloc_pipeline.schema.replica import entity_replication, file_replication
-
-if TYPE_CHECKING:
-    import psycopg
 
 HANDLE_SCHEMA = pa.schema(
     [
@@ -72,14 +68,8 @@ CONFLICT_COLUMNS = [
     "other_project_id",
     "other_target_bucket",
 ]
-# Rows per fetch on SQLite, and CSV bytes per parsed block on PostgreSQL: memory stays flat.
-FETCH_ROWS = 50_000
-CSV_BLOCK_BYTES = 8 * 1024**2
 # Bound parameters per previews query: well under SQLite's limit.
 PREVIEW_IDS_PER_QUERY = 5_000
-
-# The queries' rows go straight into Arrow columns of a schema: Python never looks at their types.
-Rows = tuple[Any, ...]
 
 
 @dataclass(frozen=True)
@@ -142,72 +132,6 @@ def sharing_query(project_id: int) -> Select[tuple[int, int]]:
     return select(projects.c.file_handle_id, projects.c.project_id).where(projects.c.project_id != project_id)
 
 
-def _blocks_by_copy(
-    conn: Connection, query: Select[Rows] | CompoundSelect[Rows], schema: pa.Schema
-) -> Iterator[pa.Table]:
-    # COPY streams the result as CSV with no per-row work in Python, and Arrow's CSV reader parses it
-    # in native code: several times the rows per second of a cursor, at a fraction of the memory.
-    compiled = query.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
-    options = {
-        # One thread: the blocks are small, and Arrow's threaded conversion once failed here with
-        # "a chunk failed converting for an unknown reason" (pyarrow 26) on a million rows.
-        "read_options": pacsv.ReadOptions(column_names=schema.names, use_threads=False),
-        "parse_options": pacsv.ParseOptions(newlines_in_values=True),
-        # PostgreSQL writes NULL as an unquoted empty field and an empty string as "".
-        "convert_options": pacsv.ConvertOptions(
-            column_types=schema,
-            strings_can_be_null=True,
-            quoted_strings_can_be_null=False,
-            true_values=["t"],
-            false_values=["f"],
-        ),
-    }
-    # Only the psycopg driver takes this path (_fetch_blocks): the driver's connection is psycopg's.
-    driver = cast("psycopg.Connection[Any]", conn.connection.driver_connection)
-    pending = io.BytesIO()
-    with (
-        driver.cursor() as cursor,
-        # psycopg binds the parameters client-side: COPY itself takes none.
-        cursor.copy(f"COPY ({compiled}) TO STDOUT WITH (FORMAT csv)", compiled.params) as copy,
-    ):
-        # Each block is whole rows, so the blocks gathered so far are a CSV document on their own.
-        for block in copy:
-            pending.write(block)
-            if pending.tell() >= CSV_BLOCK_BYTES:
-                yield pacsv.read_csv(pa.BufferReader(pending.getvalue()), **options)
-                pending = io.BytesIO()
-    if pending.tell():
-        yield pacsv.read_csv(pa.BufferReader(pending.getvalue()), **options)
-
-
-def _blocks_by_cursor(
-    conn: Connection, query: Select[Rows] | CompoundSelect[Rows], schema: pa.Schema
-) -> Iterator[pa.Table]:
-    # Options on the statement: on the connection they would stay for its later statements.
-    result = conn.execute(query.execution_options(stream_results=True, yield_per=FETCH_ROWS))
-    for rows in result.partitions():
-        yield pa.Table.from_arrays(
-            [
-                pa.array(values, type=field.type)
-                for values, field in zip(zip(*rows, strict=False), schema, strict=False)
-            ],
-            schema=schema,
-        )
-
-
-def _fetch_blocks(
-    conn: Connection, query: Select[Rows] | CompoundSelect[Rows], schema: pa.Schema
-) -> Iterator[pa.Table]:
-    """The query's rows as Arrow tables of a bounded size, as they arrive: memory stays flat."""
-    if conn.dialect.name == "postgresql":
-        # Compiling these plans took a tenth of a second or more and bought nothing: simple scans.
-        conn.exec_driver_sql("SET LOCAL jit = off")
-    # COPY through psycopg (3); another PostgreSQL driver, or SQLite, goes through a cursor.
-    if conn.dialect.driver == "psycopg":
-        return _blocks_by_copy(conn, query, schema)
-    return _blocks_by_cursor(conn, query, schema)
-
-
 def _concat(blocks: Iterable[pa.Table], schema: pa.Schema) -> pa.Table:
     tables = list(blocks)
     return pa.concat_tables(tables) if tables else schema.empty_table()
@@ -215,7 +139,7 @@ def _concat(blocks: Iterable[pa.Table], schema: pa.Schema) -> pa.Table:
 
 def _fetch(replica: Engine | Connection, query: Select[Rows] | CompoundSelect[Rows], schema: pa.Schema) -> pd.DataFrame:
     with connected(replica) as conn:
-        return _frame(_concat(_fetch_blocks(conn, query, schema), schema))
+        return _frame(_concat(fetch_blocks(conn, query, schema), schema))
 
 
 def _frame(table: pa.Table) -> pd.DataFrame:
@@ -234,7 +158,7 @@ def files_out_of_place(
     preview_ids: list[pa.Array] = []
     with connected(replica) as conn:
         # Block by block, so only the misplaced rows are kept, never the whole project twice.
-        for block in _fetch_blocks(
+        for block in fetch_blocks(
             conn, own_handles_query(project_id, target_bucket, managed_buckets), OWN_HANDLES_SCHEMA
         ):
             misplaced.append(block.filter(block["misplaced"]).select(HANDLE_SCHEMA.names))
@@ -244,7 +168,7 @@ def files_out_of_place(
         wanted = wanted.filter(pc.invert(pc.is_in(wanted, value_set=own["file_handle_id"].combine_chunks())))
         previews = [
             _concat(
-                _fetch_blocks(conn, previews_query(chunk, target_bucket, managed_buckets), HANDLE_SCHEMA), HANDLE_SCHEMA
+                fetch_blocks(conn, previews_query(chunk, target_bucket, managed_buckets), HANDLE_SCHEMA), HANDLE_SCHEMA
             )
             for chunk in _chunks(wanted.to_pylist(), PREVIEW_IDS_PER_QUERY)
         ]

@@ -6,7 +6,7 @@ import hashlib
 
 import pytest
 
-from costalloc_pipeline.mover.copier import Action, plan_copy
+from costalloc_pipeline.mover.copy_plan import Action, plan_copy
 from costalloc_pipeline.mover.handles import Handle
 from costalloc_pipeline.mover.objects import ObjectFacts
 
