@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from helpers.links import link_to_project
+from helpers.rows import s3_file_row
 from sqlalchemy import Engine, insert, select
 
 from costalloc_pipeline import allocations
@@ -30,8 +31,6 @@ from costalloc_pipeline.mover.context import MoveContext
 from costalloc_pipeline.mover.copier import CopyOptions
 from costalloc_pipeline.s3 import make_s3_client
 from costalloc_pipeline.schema.repository import (
-    FileStatus,
-    MetadataType,
     files,
     move_ledger,
 )
@@ -121,27 +120,8 @@ class Repo:
         key = key or f"7/{new_etag()}/file{handle_id}.bin"
         if upload:
             self.s3.put_object(Bucket=bucket, Key=key, Body=body)
-        now = utcnow()
         with self.engine.begin() as conn:
-            conn.execute(
-                insert(files).values(
-                    id=handle_id,
-                    etag=new_etag(),
-                    created_on=now,
-                    created_by=1,
-                    updated_on=now,
-                    metadata_type=MetadataType.S3.value,
-                    content_type="application/octet-stream",
-                    content_size=len(body),
-                    content_md5=md5(body),
-                    bucket_name=bucket,
-                    name=f"file{handle_id}.bin",
-                    key=key,
-                    storage_location_id=1,
-                    is_preview=False,
-                    status=FileStatus.AVAILABLE.value,
-                )
-            )
+            conn.execute(insert(files).values(**s3_file_row(handle_id, bucket, key, body)))
         owner = project_id if project_id is not None else (self.projects[0] if self.projects else None)
         if owner is not None:
             link_to_project(self.engine, handle_id, owner)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
 from helpers.links import end_earlier_runs, link_to_project
+from helpers.rows import s3_file_row
 from sqlalchemy import Engine, insert, select, update
 
 from costalloc_pipeline.bootstrap import bootstrap
@@ -57,27 +57,12 @@ class World:
         key = key or f"1/{new_etag()}/file{handle_id}.bin"
         if upload:
             self.s3.put_object(Bucket=bucket, Key=key, Body=body)
-        now = utcnow()
+        location = 1 if bucket == self.settings.default_bucket else None
+        row = s3_file_row(
+            handle_id, bucket, key, body, storage_location_id=location, metadata_type=metadata_type, status=status
+        )
         with self.repository.begin() as conn:
-            conn.execute(
-                insert(files).values(
-                    id=handle_id,
-                    etag=new_etag(),
-                    created_on=now,
-                    created_by=1,
-                    updated_on=now,
-                    metadata_type=metadata_type,
-                    content_type="application/octet-stream",
-                    content_size=len(body),
-                    content_md5=hashlib.md5(body).hexdigest(),
-                    bucket_name=bucket,
-                    name=f"file{handle_id}.bin",
-                    key=key,
-                    storage_location_id=1 if bucket == self.settings.default_bucket else None,
-                    is_preview=False,
-                    status=status,
-                )
-            )
+            conn.execute(insert(files).values(**row))
         if project_id is not None:
             link_to_project(self.repository, handle_id, project_id)
         return handle_id

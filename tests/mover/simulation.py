@@ -51,6 +51,7 @@ from types import FrameType, SimpleNamespace
 from typing import Any, Self
 
 from botocore.exceptions import ClientError
+from helpers.rows import s3_file_row
 from sqlalchemy import Connection, Engine, event, func, insert, select, text, update
 from sqlalchemy import inspect as sql_inspect
 from sqlalchemy.engine import make_url
@@ -1128,33 +1129,16 @@ def _put(s3: Any, bucket: str, key: str, body: bytes, multipart: bool) -> None:
 
 
 def _file_row(world: World, handle: HandleSpec, bucket: str | None, key: str | None, body: bytes) -> dict[str, Any]:
-    now = utcnow()
-    size: int | None = len(body)
-    checksum: str | None = md5(body)
+    """The handle's row as an upload records it, then made odd as the spec says."""
+    row = s3_file_row(handle.id, bucket, key, body, storage_location_id=world.env.locations.get(bucket or ""))
     if handle.odd == "null-size":
-        size = None
+        row["content_size"] = None
     elif handle.odd == "null-md5":
-        checksum = None
+        row["content_md5"] = None
     elif handle.odd == "lying-size":
-        size = len(body) + 1 + handle.id % 7
-    return {
-        "id": handle.id,
-        "etag": new_etag(),
-        "preview_id": handle.preview,
-        "created_on": now,
-        "created_by": 1,
-        "updated_on": now,
-        "metadata_type": MetadataType.S3.value,
-        "content_type": "application/octet-stream",
-        "content_size": size,
-        "content_md5": checksum,
-        "bucket_name": bucket,
-        "name": f"file{handle.id}.bin",
-        "key": key,
-        "storage_location_id": world.env.locations.get(bucket or ""),
-        "is_preview": handle.is_preview,
-        "status": handle.status,
-    }
+        row["content_size"] = len(body) + 1 + handle.id % 7
+    row.update(preview_id=handle.preview, is_preview=handle.is_preview, status=handle.status)
+    return row
 
 
 def build_repository(world: World) -> None:
@@ -1306,26 +1290,11 @@ def _upload(world: World, actor: Actor, project: int, body: bytes, token: str) -
     s3.put_object(Bucket=bucket, Key=key, Body=body)
     now = utcnow()
     entity_id = handle_id + 10_000
+    row = s3_file_row(
+        handle_id, bucket, key, body, name=f"upload{handle_id}.bin", storage_location_id=location, now=now
+    )
     with engine.begin() as conn:
-        conn.execute(
-            insert(files).values(
-                id=handle_id,
-                etag=new_etag(),
-                created_on=now,
-                created_by=1,
-                updated_on=now,
-                metadata_type=MetadataType.S3.value,
-                content_type="application/octet-stream",
-                content_size=len(body),
-                content_md5=md5(body),
-                bucket_name=bucket,
-                name=f"upload{handle_id}.bin",
-                key=key,
-                storage_location_id=location,
-                is_preview=False,
-                status=FileStatus.AVAILABLE.value,
-            )
-        )
+        conn.execute(insert(files).values(**row))
         conn.execute(
             insert(node).values(
                 id=entity_id,
