@@ -199,6 +199,7 @@ def _copy_and_repoint(
     copied = [(h, outcome) for h, outcome in outcomes if isinstance(outcome, tuple)]
     failed = {h.id: outcome for h, outcome in outcomes if isinstance(outcome, str)}
     stopped = {h.id: outcome for h, outcome in outcomes if isinstance(outcome, lease.LeaseLost)}
+    lost_lease = next(iter(stopped.values()), None)
     result.failed.update(failed)
     result.reused_copies = sum(1 for _, (_, reused) in copied if reused)
     with ctx.repository.begin() as conn:
@@ -207,16 +208,17 @@ def _copy_and_repoint(
             MoveState.FAILED,
             {ledger_ids[i]: {"error": e, "target_object_etag": made.get(i)} for i, e in failed.items()},
         )
-        # Recorded even when the run stops now: the next run knows these objects as costalloc's own.
-        ledger.record(
-            conn, MoveState.COPIED, {ledger_ids[h.id]: {"target_object_etag": etag} for h, (etag, _) in copied}
+        # The copy's ETag is recorded even when the run stops now: the next run knows the object as
+        # costalloc's own. A run that stops repoints none of its copies: they are SKIPPED too.
+        copied_state, why = (
+            (MoveState.COPIED, {}) if lost_lease is None else (MoveState.SKIPPED, {"error": lost_lease.reason})
         )
-        ledger.record(conn, MoveState.SKIPPED, {ledger_ids[i]: {"error": stop.reason} for i, stop in stopped.items()})
-        if stopped:
-            reason = next(iter(stopped.values())).reason
-            ledger.record(conn, MoveState.SKIPPED, {ledger_ids[h.id]: {"error": reason} for h, _ in copied})
-    if stopped:
-        raise next(iter(stopped.values()))
+        ledger.record(
+            conn, copied_state, {ledger_ids[h.id]: {"target_object_etag": etag, **why} for h, (etag, _) in copied}
+        )
+        ledger.record(conn, MoveState.SKIPPED, {ledger_ids[i]: {"error": lost.reason} for i, lost in stopped.items()})
+    if lost_lease is not None:
+        raise lost_lease
 
     moves = [Repoint(h.id, h.etag, new_etag()) for h, _ in copied]
     repointed_on = ctx.clock()

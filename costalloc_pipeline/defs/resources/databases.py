@@ -7,7 +7,7 @@ from sqlalchemy import Engine
 
 from costalloc_pipeline import changes, removal, storage
 from costalloc_pipeline.db import engine_for
-from costalloc_pipeline.placement import Placement, load_placement
+from costalloc_pipeline.placement import load_placement
 from costalloc_pipeline.progress import Progress, project_progress
 
 
@@ -32,9 +32,6 @@ class RepositoryDatabase(Database):
     def associated_projects(self) -> list[int]:
         with self.engine.connect() as conn:
             return changes.associated_projects(conn)
-
-    def placement(self) -> Placement:
-        return load_placement(self.engine)
 
     def progress(self, project_ids: list[int]) -> list[Progress]:
         """Each project's way to zero misplaced bytes, against one placement read once."""
