@@ -15,7 +15,7 @@ from costalloc_pipeline import allocations
 from costalloc_pipeline.auth import admin_caller
 from costalloc_pipeline.config import Settings
 from costalloc_pipeline.db import engine_for
-from costalloc_pipeline.replication import (
+from costalloc_pipeline.replica.refresh import (
     refresh_entity_replication,
     refresh_file_replication,
 )

@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from costalloc_pipeline.db import engine_for
-from costalloc_pipeline.misplaced import find_out_of_place
-from costalloc_pipeline.placement import load_placement
-from costalloc_pipeline.replication import (
+from costalloc_pipeline.placement.misplaced import find_out_of_place
+from costalloc_pipeline.placement.rule import load_placement
+from costalloc_pipeline.replica.refresh import (
     refresh_entity_replication,
     refresh_file_replication,
 )

@@ -15,13 +15,13 @@ from dataclasses import dataclass
 from bench.counting import RequestCounter, add_latency
 from bench.dataset import MoveStage
 from costalloc_pipeline.db import engine_for
-from costalloc_pipeline.misplaced import find_out_of_place
 from costalloc_pipeline.mover.context import move_context
 from costalloc_pipeline.mover.outcome import BundleResult
 from costalloc_pipeline.mover.plan import candidates_of, plan_bundles
 from costalloc_pipeline.mover.run import BundleBounds
 from costalloc_pipeline.mover.run import relocate as relocate_project
-from costalloc_pipeline.placement import load_placement
+from costalloc_pipeline.placement.misplaced import find_out_of_place
+from costalloc_pipeline.placement.rule import load_placement
 from costalloc_pipeline.s3 import make_s3_client
 
 

@@ -13,7 +13,7 @@ from bench.bulk_rows import VERSIONS, insert_projects, layout
 from bench.servers import PostgresDatabases
 from costalloc_pipeline.db import engine_for, new_etag, utcnow
 from costalloc_pipeline.mover.repoint import Repoint, repoint
-from costalloc_pipeline.placement import Target
+from costalloc_pipeline.placement.rule import Target
 from costalloc_pipeline.schema.repository import files
 
 SOURCE_BUCKET = "bench-costalloc-default"

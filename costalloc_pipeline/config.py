@@ -1,17 +1,18 @@
 """Settings read from the environment, with the embedded defaults of DESIGN.md section 6.
 
 Every setting is checked in one place, `validate_values`, whether it comes from the environment
-(`Settings.from_env`), from code (`Settings(...)`) or from Dagster's launchpad (`CostAllocSettings`);
-a bad value is a `ConfigError` whose reason names the COSTALLOC_* variable.
+(`Settings.from_env`), from code (`Settings(...)`) or from Dagster's launchpad (the resource built
+on `RunSettings`); a bad value is a `ConfigError` whose reason names the COSTALLOC_* variable.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
+
+from pydantic import BaseModel, ConfigDict, model_validator
 
 from costalloc_pipeline.errors import ConfigError
 from costalloc_pipeline.storage_classes import (
@@ -56,6 +57,7 @@ __all__ = [
     "CRON_SETTINGS",
     "INTEGER_SETTINGS",
     "ConfigError",
+    "RunSettings",
     "Settings",
     "validate_values",
 ]
@@ -109,25 +111,18 @@ def _endpoint(raw: str | None) -> str | None:
     return None if not raw or raw == REAL_S3 else raw
 
 
-def _list(name: str) -> tuple[str, ...]:
+def _list(name: str) -> list[str]:
     raw = os.environ.get(name, "")
-    return tuple(item.strip() for item in raw.split(",") if item.strip())
+    return [item.strip() for item in raw.split(",") if item.strip()]
 
 
-@dataclass(frozen=True)
-class Settings:
-    """Everything that differs between the embedded default and production.
-
-    Each field maps to one COSTALLOC_* variable (see README, "Configuration").
+class RunSettings(BaseModel):
+    """The settings a run may change: the stack and its default bucket, the archive, the mover's
+    bounds, the audit's sample. Declared here once: `Settings` adds the connections and the
+    schedules, and the Dagster resource (defs/resources/settings.py) offers exactly these fields in
+    the launchpad. Every value is checked by `validate_values` whenever one is built.
     """
 
-    data_dir: Path = Path(DEFAULT_DATA_DIR)
-    repository_url: str = ""
-    replica_url: str = ""
-    s3_endpoint_url: str | None = None
-    # COSTALLOC_S3_ENDPOINT_URL=aws: AWS's own endpoints and credentials chain, no embedded server.
-    real_s3: bool = False
-    s3_region: str = "us-east-1"
     stack: str = DEFAULT_STACK
     default_bucket: str = ""
     archive_storage_class: str = DEFAULT_ARCHIVE_STORAGE_CLASS
@@ -140,37 +135,71 @@ class Settings:
     copy_concurrency: int = 32
     multipart_threshold: int = DEFAULT_MULTIPART_THRESHOLD
     multipart_part_size: int = DEFAULT_PART_SIZE
-    other_repository_urls: tuple[str, ...] = field(default_factory=tuple)
-    # Where the files_out_of_place datasets go: S3 when a bucket is named, else the data folder.
-    dataset_bucket: str = ""
+    # A list, not a tuple, so that the launchpad can edit it; pydantic copies the default per instance.
+    other_repository_urls: list[str] = []
     # Handles the scheduled invariant audit checks: 0 for every one, else a random sample of that many.
     audit_sample: int = 0
     # How long a relocation run's lease on a project lasts without renewal.
     lease_seconds: int = 600
+
+    @model_validator(mode="before")
+    @classmethod
+    def _checked(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        return {**data, **validate_values(cls.checkable(data))}
+
+    @classmethod
+    def checkable(cls, data: dict[str, Any]) -> dict[str, Any]:
+        """The given values that can be checked now (a subclass may defer some to run time)."""
+        return data
+
+    def run_values(self) -> dict[str, Any]:
+        """This object's value of every `RunSettings` field, by name."""
+        return {name: getattr(self, name) for name in RunSettings.model_fields}
+
+
+class Settings(RunSettings):
+    """Everything that differs between the embedded default and production.
+
+    Each field maps to one COSTALLOC_* variable (see README, "Configuration").
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    data_dir: Path = Path(DEFAULT_DATA_DIR)
+    repository_url: str = ""
+    replica_url: str = ""
+    s3_endpoint_url: str | None = None
+    # COSTALLOC_S3_ENDPOINT_URL=aws: AWS's own endpoints and credentials chain, no embedded server.
+    real_s3: bool = False
+    s3_region: str = "us-east-1"
+    # Where the files_out_of_place datasets go: S3 when a bucket is named, else the data folder.
+    dataset_bucket: str = ""
     # The schedules: rescan every associated project, finish what runs left, report storage, audit.
     rescan_cron: str = "0 3 * * *"
     finish_cron: str = "30 3 * * *"
     report_cron: str = "0 * * * *"
     audit_cron: str = "0 5 * * *"
 
-    def __post_init__(self) -> None:
-        self.validate()
-        if not self.repository_url:
-            object.__setattr__(self, "repository_url", f"sqlite:///{self.data_dir / 'repository.db'}")
-        if not self.replica_url:
-            object.__setattr__(self, "replica_url", f"sqlite:///{self.data_dir / 'replica.db'}")
-        if not self.default_bucket:
-            object.__setattr__(self, "default_bucket", f"{self.stack}-costalloc-default")
-
-    def validate(self) -> None:
-        """Check every setting (ConfigError naming its variable) and store the normalised values."""
-        current = {f.name: getattr(self, f.name) for f in fields(self)}
-        for name, value in validate_values(current).items():
-            object.__setattr__(self, name, value)
+    @model_validator(mode="before")
+    @classmethod
+    def _filled(cls, data: Any) -> Any:
+        """The embedded defaults that follow from other settings: databases in the data folder and
+        the default bucket named after the stack."""
+        if not isinstance(data, dict):
+            return data
+        data_dir = Path(data.get("data_dir") or DEFAULT_DATA_DIR)
+        filled = {
+            "repository_url": f"sqlite:///{data_dir / 'repository.db'}",
+            "replica_url": f"sqlite:///{data_dir / 'replica.db'}",
+            "default_bucket": f"{data.get('stack') or DEFAULT_STACK}-costalloc-default",
+        }
+        return {**data, **{name: value for name, value in filled.items() if not data.get(name)}}
 
     def with_changes(self, **changes: Any) -> Settings:
-        # Any: __post_init__ validates the values (integers may be text), replace() the names.
-        return replace(self, **changes)
+        # Any: the validators check the values (integers may be text) and pydantic the names.
+        return Settings(**{**dict(self), **changes})
 
     @classmethod
     def from_env(cls) -> Settings:

@@ -27,8 +27,8 @@ from costalloc_pipeline.config import Settings
 from costalloc_pipeline.db import engine_for
 from costalloc_pipeline.defs.local_runner import LocalRunner, Tally
 from costalloc_pipeline.embedded import free_port, start_embedded_s3
-from costalloc_pipeline.placement import load_placement
-from costalloc_pipeline.progress import project_progress
+from costalloc_pipeline.placement.progress import project_progress
+from costalloc_pipeline.placement.rule import load_placement
 from costalloc_pipeline.s3 import s3_client
 from costalloc_pipeline.schema.repository import (
     FileStatus,

@@ -7,8 +7,8 @@ from __future__ import annotations
 from sqlalchemy import Engine
 
 from costalloc_pipeline import allocations
-from costalloc_pipeline.placement import load_placement
-from costalloc_pipeline.progress import project_progress
+from costalloc_pipeline.placement.progress import project_progress
+from costalloc_pipeline.placement.rule import load_placement
 from costalloc_pipeline.schema.repository import AssociationState
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine, func, select
 
-from costalloc_pipeline.placement import load_placement
+from costalloc_pipeline.placement.rule import load_placement
 from costalloc_pipeline.schema.repository import (
     AssociationState,
     FileStatus,

@@ -22,7 +22,7 @@ from costalloc_pipeline.config import Settings
 from costalloc_pipeline.db import engine_for
 from costalloc_pipeline.errors import BadRequest, Conflict, NotFound, Unavailable
 from costalloc_pipeline.naming import bucket_name_for
-from costalloc_pipeline.placement import Target, project_allocation
+from costalloc_pipeline.placement.rule import Target, project_allocation
 from costalloc_pipeline.s3 import s3_client
 from costalloc_pipeline.schema.repository import (
     DEFAULT_STORAGE_LOCATION_ID,

@@ -22,7 +22,7 @@ from costalloc_pipeline.db import utcnow
 from costalloc_pipeline.mover import ledger
 from costalloc_pipeline.mover.bundle import move_bundle
 from costalloc_pipeline.mover.handles import read_handles
-from costalloc_pipeline.placement import Target
+from costalloc_pipeline.placement.rule import Target
 from costalloc_pipeline.schema.repository import MoveState, files, move_ledger
 
 PROJECT = 10

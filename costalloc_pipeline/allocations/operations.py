@@ -27,7 +27,7 @@ from costalloc_pipeline.buckets import provision_bucket
 from costalloc_pipeline.config import Settings
 from costalloc_pipeline.errors import Conflict, NotFound
 from costalloc_pipeline.naming import bucket_name_for, format_entity_id, normalise_name
-from costalloc_pipeline.placement import project_allocation
+from costalloc_pipeline.placement.rule import project_allocation
 from costalloc_pipeline.schema.repository import AssociationState, NodeType, cost_allocation, node
 
 if TYPE_CHECKING:

@@ -57,7 +57,7 @@ from costalloc_pipeline.audit.violations import (
 )
 from costalloc_pipeline.db import utcnow
 from costalloc_pipeline.mover.lease import live_runs
-from costalloc_pipeline.placement import load_placement
+from costalloc_pipeline.placement.rule import load_placement
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client

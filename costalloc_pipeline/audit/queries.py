@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 from sqlalchemy import ColumnElement, Connection, Row, Select, and_, func, select, tuple_, union
 
 from costalloc_pipeline.db import utcnow
-from costalloc_pipeline.placement import live_condition
+from costalloc_pipeline.placement.rule import live_condition
 from costalloc_pipeline.schema.repository import MoveState, files, move_ledger
 
 # A handle's id, bucket, key, size and MD5 (_HANDLE_COLUMNS); an archive's bucket, key and a handle id.

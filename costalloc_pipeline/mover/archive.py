@@ -9,7 +9,7 @@ length (its HEAD), never the recorded size, so nothing is truncated.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -47,11 +47,12 @@ def archive_object(
     size: int | None,
     storage_class: StorageClassType,
     options: CopyOptions,
+    pool: Executor,
     before_write: Callable[[], None] = lambda: None,
 ) -> None:
     """Idempotent: an object already archived (a resumed run) is left as it is. `size` (the
-    recorded one) only chooses the path; the multipart path copies what is really there.
-    `before_write` runs right before each request that writes (the run's fence)."""
+    recorded one) only chooses the path; the multipart path copies what is really there, its parts
+    on `pool` (sharing.py). `before_write` runs right before each request that writes (the fence)."""
     try:
         if size is None or size > options.multipart_threshold:
             multipart_copy(
@@ -60,6 +61,7 @@ def archive_object(
                 key,
                 bucket,
                 options.part_size,
+                pool,
                 before_write=before_write,
                 StorageClass=storage_class,
                 Tagging=ARCHIVE_TAGGING,
@@ -118,7 +120,7 @@ def archive_sources(ctx: MoveContext, items: Sequence[ArchiveItem], result: Bund
         writes = WriteFence(ctx)
         unfenced: set[Object] = set()
 
-        def archive(obj: Object) -> str | None:
+        def archive(obj: Object, pool: Executor) -> str | None:
             try:
                 archive_object(
                     ctx.s3,
@@ -127,6 +129,7 @@ def archive_sources(ctx: MoveContext, items: Sequence[ArchiveItem], result: Bund
                     by_object[obj][0].size,
                     ctx.archive_storage_class,
                     ctx.copy,
+                    pool,
                     writes.before_write,
                 )
             except S3Errors as error:
@@ -138,7 +141,7 @@ def archive_sources(ctx: MoveContext, items: Sequence[ArchiveItem], result: Bund
             return None
 
         with ThreadPoolExecutor(max_workers=ctx.concurrency) as pool:
-            errors = dict(zip(to_archive, pool.map(archive, to_archive), strict=False))
+            errors = dict(zip(to_archive, pool.map(lambda obj: archive(obj, pool), to_archive), strict=False))
         done: dict[int, dict[str, Any]] = {}
         retry: dict[int, dict[str, Any]] = {}
         for obj, rows in by_object.items():

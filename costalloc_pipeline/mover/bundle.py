@@ -13,7 +13,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 
 from costalloc_pipeline.db import new_etag
 from costalloc_pipeline.mover import claims, lease, ledger
@@ -41,7 +41,7 @@ from costalloc_pipeline.mover.objects import (
 )
 from costalloc_pipeline.mover.outcome import BundleResult
 from costalloc_pipeline.mover.repoint import Repoint, repoint
-from costalloc_pipeline.placement import live_references
+from costalloc_pipeline.placement.rule import live_references
 from costalloc_pipeline.schema.repository import MoveState
 
 TARGET_CONFLICT = "target conflict: "
@@ -71,7 +71,7 @@ def _copy_plans(
 
 
 def _copy_one(
-    ctx: MoveContext, writes: WriteFence, handle: Handle, plan: CopyPlan, source: ObjectFacts | None
+    ctx: MoveContext, pool: Executor, writes: WriteFence, handle: Handle, plan: CopyPlan, source: ObjectFacts | None
 ) -> tuple[str, bool]:
     """Copy (or reuse) one handle's object; (verified ETag, reused)."""
     if plan.action is Action.FAIL:
@@ -85,14 +85,15 @@ def _copy_one(
             plan = CopyPlan(Action.REUSE, found_etag=plan.found_etag)
         else:
             assert plan.otherwise is not None
-            return _copy_one(ctx, writes, handle, plan.otherwise, source)
+            return _copy_one(ctx, pool, writes, handle, plan.otherwise, source)
     if plan.action is Action.REUSE:
         # An object tagged for expiry is an archive, never live data (I1): replaced by a fresh copy.
         if not carries_archive_tag(ctx.s3, ctx.target.bucket, key):
             assert plan.found_etag is not None
             return plan.found_etag, True
         plan = CopyPlan(Action.COPY, replaces=plan.found_etag)
-    return copy_object(ctx.s3, handle, source, ctx.target.bucket, ctx.copy, plan.replaces, writes.before_write), False
+    copied = copy_object(ctx.s3, handle, source, ctx.target.bucket, ctx.copy, plan.replaces, pool, writes.before_write)
+    return copied, False
 
 
 def _failure(error: Exception) -> str:
@@ -182,10 +183,10 @@ def _copy_and_repoint(
     made: dict[int, str] = {}
     writes = WriteFence(ctx)
 
-    def copy(handle: Handle) -> tuple[Handle, tuple[str, bool] | str | lease.LeaseLost]:
+    def copy(handle: Handle, pool: Executor) -> tuple[Handle, tuple[str, bool] | str | lease.LeaseLost]:
         try:
             return handle, _copy_one(
-                ctx, writes, handle, plans[handle.id], sources[(handle.bucket or "", handle.key or "")]
+                ctx, pool, writes, handle, plans[handle.id], sources[(handle.bucket or "", handle.key or "")]
             )
         except S3Errors as error:
             if isinstance(error, VerificationFailed) and error.made_etag:
@@ -195,7 +196,7 @@ def _copy_and_repoint(
             return handle, stop
 
     with ThreadPoolExecutor(max_workers=ctx.concurrency) as pool:
-        outcomes = list(pool.map(copy, movable))
+        outcomes = list(pool.map(lambda handle: copy(handle, pool), movable))
     copied = [(h, outcome) for h, outcome in outcomes if isinstance(outcome, tuple)]
     failed = {h.id: outcome for h, outcome in outcomes if isinstance(outcome, str)}
     stopped = {h.id: outcome for h, outcome in outcomes if isinstance(outcome, lease.LeaseLost)}

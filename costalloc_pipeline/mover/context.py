@@ -13,7 +13,7 @@ from sqlalchemy import Engine
 from costalloc_pipeline.config import Settings
 from costalloc_pipeline.db import engine_for, utcnow
 from costalloc_pipeline.mover.copier import CopyOptions
-from costalloc_pipeline.placement import Placement, Target, load_placement
+from costalloc_pipeline.placement.rule import Placement, Target, load_placement
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client

@@ -10,8 +10,9 @@ are verified by their size and, when an MD5 is recorded, by reading the copy bac
 from __future__ import annotations
 
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Literal, TypedDict, Unpack, get_args
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -25,6 +26,7 @@ from costalloc_pipeline.mover.objects import (
     read_md5,
     unquote,
 )
+from costalloc_pipeline.mover.sharing import run_all
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -63,8 +65,6 @@ _CarriedHeader = Literal[
 _CARRIED_HEADERS: tuple[_CarriedHeader, ...] = get_args(_CarriedHeader)
 # 409 ConditionalRequestConflict: a concurrent write to the key was under way.
 _PRECONDITION = ("PreconditionFailed", "412", "ConditionalRequestConflict", "409")
-# Part copies of one object in flight at once; the bundle's copy pool bounds the objects.
-PART_CONCURRENCY = 4
 
 
 class VerificationFailed(Exception):
@@ -134,10 +134,12 @@ def copy_object(
     target_bucket: str,
     options: CopyOptions,
     replaces: str | None,
+    pool: Executor,
     before_write: Callable[[], None] = lambda: None,
 ) -> str:
     """Copy the handle's object to the target bucket and return the verified copy's ETag.
-    `before_write` runs right before each request that writes (the run's fence)."""
+    `before_write` runs right before each request that writes (the run's fence); a multipart
+    copy's parts share `pool`, the phase's pool of requests (sharing.py)."""
     key = handle.key or ""
     bucket = handle.bucket or ""
     try:
@@ -148,6 +150,7 @@ def copy_object(
                 key,
                 target_bucket,
                 options.part_size,
+                pool,
                 source.etag,
                 complete_args=_write_condition(replaces),
                 before_write=before_write,
@@ -175,6 +178,7 @@ def multipart_copy(
     key: str,
     target_bucket: str,
     part_size: int,
+    pool: Executor,
     source_etag: str | None = None,
     complete_args: WriteCondition | None = None,
     before_write: Callable[[], None] = lambda: None,
@@ -209,10 +213,7 @@ def multipart_copy(
         return {"PartNumber": number, "ETag": response["CopyPartResult"]["ETag"]}
 
     try:
-        with ThreadPoolExecutor(max_workers=PART_CONCURRENCY) as parts_pool:
-            parts = list(
-                parts_pool.map(lambda args: copy_part(*args), [(i + 1, a, b) for i, (a, b) in enumerate(ranges)])
-            )
+        parts = run_all(pool, [partial(copy_part, i + 1, a, b) for i, (a, b) in enumerate(ranges)])
         before_write()
         s3.complete_multipart_upload(
             Bucket=target_bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": parts}, **(complete_args or {})

@@ -11,7 +11,7 @@ from sqlalchemy import Connection
 from costalloc_pipeline.mover import claims, lease
 from costalloc_pipeline.mover.context import MoveContext
 from costalloc_pipeline.mover.handles import referenced_objects
-from costalloc_pipeline.placement import project_target
+from costalloc_pipeline.placement.rule import project_target
 
 Object = tuple[str, str]
 

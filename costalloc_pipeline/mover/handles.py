@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, select, tuple_
 
-from costalloc_pipeline.placement import Placement, Target
+from costalloc_pipeline.placement.rule import Placement, Target
 from costalloc_pipeline.schema.repository import FileStatus, files
 
 

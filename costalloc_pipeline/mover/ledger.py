@@ -10,7 +10,7 @@ from sqlalchemy import Connection, bindparam, func, insert, or_, select, update
 
 from costalloc_pipeline.db import utcnow
 from costalloc_pipeline.mover.handles import Handle
-from costalloc_pipeline.placement import Target
+from costalloc_pipeline.placement.rule import Target
 from costalloc_pipeline.schema.repository import MoveState, move_ledger
 
 # Attempts that may have left a copy in the target bucket without repointing the handle.

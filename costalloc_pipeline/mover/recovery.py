@@ -29,7 +29,7 @@ from costalloc_pipeline.mover.context import Clock, MoveContext, move_context
 from costalloc_pipeline.mover.outcome import BundleResult
 from costalloc_pipeline.mover.resume import archive_due
 from costalloc_pipeline.naming import format_entity_id
-from costalloc_pipeline.placement import load_placement
+from costalloc_pipeline.placement.rule import load_placement
 from costalloc_pipeline.schema.repository import MoveState, move_ledger
 
 if TYPE_CHECKING:

@@ -19,7 +19,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import ARRAY
 
 from costalloc_pipeline.db import utcnow
-from costalloc_pipeline.placement import Target
+from costalloc_pipeline.placement.rule import Target
 from costalloc_pipeline.schema.repository import files
 
 # Three bound parameters a row: well under SQLite's and PostgreSQL's limits.

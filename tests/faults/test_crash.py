@@ -13,11 +13,11 @@ from costalloc_pipeline.audit import COPIED_NOT_REPOINTED, REPOINTED_NOT_ARCHIVE
 from costalloc_pipeline.db import engine_for
 from costalloc_pipeline.defs.local_runner import LocalRunner
 from costalloc_pipeline.defs.partitions import projects
-from costalloc_pipeline.misplaced import find_out_of_place
 from costalloc_pipeline.mover.bundle import move_bundle
 from costalloc_pipeline.mover.resume import archive_due
-from costalloc_pipeline.placement import load_placement
-from costalloc_pipeline.replication import (
+from costalloc_pipeline.placement.misplaced import find_out_of_place
+from costalloc_pipeline.placement.rule import load_placement
+from costalloc_pipeline.replica.refresh import (
     refresh_entity_replication,
     refresh_file_replication,
 )

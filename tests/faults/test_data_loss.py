@@ -13,14 +13,14 @@ import pytest
 from sqlalchemy import update
 
 from costalloc_pipeline.db import new_etag, utcnow
-from costalloc_pipeline.misplaced import find_out_of_place
 from costalloc_pipeline.mover.bundle import move_bundle
 from costalloc_pipeline.mover.lease import LeaseHeld
 from costalloc_pipeline.mover.plan import candidates_of
 from costalloc_pipeline.mover.resume import archive_due
-from costalloc_pipeline.placement import load_placement
-from costalloc_pipeline.progress import project_progress
-from costalloc_pipeline.replication import (
+from costalloc_pipeline.placement.misplaced import find_out_of_place
+from costalloc_pipeline.placement.progress import project_progress
+from costalloc_pipeline.placement.rule import load_placement
+from costalloc_pipeline.replica.refresh import (
     refresh_entity_replication,
     refresh_file_replication,
 )

@@ -17,7 +17,7 @@ from costalloc_pipeline.db import engine_for, new_etag, utcnow
 from costalloc_pipeline.mover.context import MoveContext, move_context
 from costalloc_pipeline.mover.copier import CopyOptions
 from costalloc_pipeline.mover.lease import acquire
-from costalloc_pipeline.placement import Target
+from costalloc_pipeline.placement.rule import Target
 from costalloc_pipeline.s3 import s3_client
 from costalloc_pipeline.schema.repository import (
     AssociationState,

@@ -116,7 +116,7 @@ def simulation_settings(base: Settings) -> Settings:
 
 
 def _load_placement(bind: Engine | Connection) -> Any:
-    from costalloc_pipeline.placement import load_placement
+    from costalloc_pipeline.placement.rule import load_placement
 
     return load_placement(bind)
 
@@ -138,7 +138,7 @@ def _summary(result: Any) -> str:
 
 def refresh_replica(engine: Engine) -> None:
     """The replication assets: `engine` is both the repository and the replica."""
-    from costalloc_pipeline.replication import (
+    from costalloc_pipeline.replica.refresh import (
         refresh_entity_replication,
         refresh_file_replication,
     )
@@ -149,7 +149,7 @@ def refresh_replica(engine: Engine) -> None:
 
 def out_of_place(engine: Engine, project_id: int) -> list[Any]:
     """The files_out_of_place asset of the project, as the candidates of a run."""
-    from costalloc_pipeline.misplaced import find_out_of_place
+    from costalloc_pipeline.placement.misplaced import find_out_of_place
 
     return _candidates(find_out_of_place(engine, project_id, _load_placement(engine)).to_move)
 
@@ -316,10 +316,10 @@ class SerialExecutor:
 PRODUCTION_MODULES = (
     "costalloc_pipeline.audit",
     "costalloc_pipeline.mover.recovery",
-    "costalloc_pipeline.misplaced",
-    "costalloc_pipeline.placement",
-    "costalloc_pipeline.progress",
-    "costalloc_pipeline.replication",
+    "costalloc_pipeline.placement.misplaced",
+    "costalloc_pipeline.placement.rule",
+    "costalloc_pipeline.placement.progress",
+    "costalloc_pipeline.replica.refresh",
     "costalloc_pipeline.mover.archive",
     "costalloc_pipeline.mover.bundle",
     "costalloc_pipeline.mover.claims",

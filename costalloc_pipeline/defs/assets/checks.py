@@ -10,7 +10,7 @@ from costalloc_pipeline.defs.assets.files_out_of_place import files_out_of_place
 from costalloc_pipeline.defs.assets.relocation import relocation
 from costalloc_pipeline.defs.partitions import project_id_of
 from costalloc_pipeline.defs.resources.databases import RepositoryDatabase
-from costalloc_pipeline.progress import Progress
+from costalloc_pipeline.placement.progress import Progress
 
 PARTITION_TAG = "dagster/partition"
 

@@ -8,8 +8,8 @@ import pandas as pd
 from costalloc_pipeline.defs.assets.replication import entity_replication, file_replication
 from costalloc_pipeline.defs.partitions import project_id_of, projects
 from costalloc_pipeline.defs.resources.databases import Database
-from costalloc_pipeline.misplaced import OutOfPlace, find_out_of_place
-from costalloc_pipeline.placement import load_placement
+from costalloc_pipeline.placement.misplaced import OutOfPlace, find_out_of_place
+from costalloc_pipeline.placement.rule import load_placement
 
 PREVIEW_ROWS = 20
 _COLUMN_TYPES = {"Int64": "int", "int64": "int", "bool": "bool", "boolean": "bool"}

@@ -3,7 +3,7 @@
 import dagster as dg
 
 from costalloc_pipeline.defs.resources.databases import Database
-from costalloc_pipeline.replication import (
+from costalloc_pipeline.replica.refresh import (
     ReplicationResult,
     refresh_entity_replication,
     refresh_file_replication,

@@ -7,8 +7,8 @@ from sqlalchemy import Engine
 
 from costalloc_pipeline import changes, removal, storage
 from costalloc_pipeline.db import engine_for
-from costalloc_pipeline.placement import load_placement
-from costalloc_pipeline.progress import Progress, project_progress
+from costalloc_pipeline.placement.progress import Progress, project_progress
+from costalloc_pipeline.placement.rule import load_placement
 
 
 class Database(dg.ConfigurableResource):

@@ -9,7 +9,7 @@ import dagster as dg
 
 from costalloc_pipeline.mover import ledger
 from costalloc_pipeline.mover.handles import read_handles
-from costalloc_pipeline.placement import Target
+from costalloc_pipeline.placement.rule import Target
 from costalloc_pipeline.schema.repository import MoveState
 
 from .test_checks import handle_of

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from dataclasses import replace
 
 import dagster as dg
 from faults.repository import make_repo
@@ -18,7 +17,7 @@ GRACE = 1
 
 
 def test_sources_past_their_grace_period_are_archived_by_the_job(settings, entities):
-    settings = replace(settings, archive_grace_seconds=GRACE)
+    settings = settings.with_changes(archive_grace_seconds=GRACE)
     repo = make_repo(settings, entities)
     target = repo.project(PROJECT, "genomics")
     originals = repo.add_handles(3)

@@ -6,8 +6,8 @@ import hashlib
 
 from sqlalchemy import select, union
 
-from costalloc_pipeline.placement import load_placement
-from costalloc_pipeline.progress import project_progress
+from costalloc_pipeline.placement.progress import project_progress
+from costalloc_pipeline.placement.rule import load_placement
 from costalloc_pipeline.schema.repository import FileStatus, files, node, node_revision
 
 

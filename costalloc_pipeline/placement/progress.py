@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, func, select
 
-from costalloc_pipeline.placement import (
+from costalloc_pipeline.placement.rule import (
     Placement,
     live_condition,
     live_references,

@@ -28,8 +28,8 @@ from sqlalchemy import (
     select,
 )
 
-from costalloc_pipeline.arrow_blocks import Rows, fetch_blocks
-from costalloc_pipeline.placement import (
+from costalloc_pipeline.placement.arrow_blocks import Rows, fetch_blocks
+from costalloc_pipeline.placement.rule import (
     Placement,
     connected,
     misplaced_condition,

@@ -15,19 +15,19 @@ from helpers.repository_builder import (
 from sqlalchemy import delete, update
 from sqlalchemy.engine import make_url
 
-from costalloc_pipeline import misplaced as misplaced_module
 from costalloc_pipeline.config import Settings
 from costalloc_pipeline.db import dispose_engine, engine_for
 from costalloc_pipeline.errors import NotFound
-from costalloc_pipeline.misplaced import (
+from costalloc_pipeline.placement import misplaced as misplaced_module
+from costalloc_pipeline.placement.misplaced import (
     CONFLICT_COLUMNS,
     OUT_OF_PLACE_SCHEMA,
     files_out_of_place,
     find_out_of_place,
     split_conflicts,
 )
-from costalloc_pipeline.placement import Placement, load_placement
-from costalloc_pipeline.replication import (
+from costalloc_pipeline.placement.rule import Placement, load_placement
+from costalloc_pipeline.replica.refresh import (
     refresh_entity_replication,
     refresh_file_replication,
 )

@@ -11,7 +11,7 @@ from sqlalchemy import delete, select, update
 
 from costalloc_pipeline.config import Settings
 from costalloc_pipeline.db import dispose_engine, engine_for
-from costalloc_pipeline.replication import (
+from costalloc_pipeline.replica.refresh import (
     OVERLAP,
     refresh_entity_replication,
     refresh_file_replication,
