@@ -4,8 +4,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo dev test check bench soak clean
+.PHONY: install browser demo dev test test-ui check bench soak clean
 
+# The lock pins Playwright's Python package too; its browser is Debian's /usr/bin/chromium
+# (`make browser`), so `playwright install` is never run.
 $(STAMP): requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
@@ -21,8 +23,18 @@ demo: install
 dev: install
 	$(BIN)/python -m costalloc_pipeline.dev
 
-test: install
+# The browser of the UI tests: Debian's Chromium, installed when missing (as root).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { apt-get update -q && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; }
+	@command -v chromium
+
+test: install browser
 	$(BIN)/pytest -n 2 --dist loadfile
+
+# The Dagster UI after a real move, in Chromium (part of `make test`); screenshots in build/ui-screenshots/.
+test-ui: install browser
+	$(BIN)/pytest -q tests/ui
 
 # The gate CI runs before the tests: lint and format (ruff), types (mypy, strict; pyproject.toml).
 check: install

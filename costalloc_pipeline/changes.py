@@ -46,7 +46,6 @@ class RunRequest:
 class Decision:
     runs: list[RunRequest]
     add_projects: list[int]
-    delete_projects: list[int]
     # The new high-water mark: the largest change id read.
     cursor: int
 
@@ -84,19 +83,16 @@ def rereads(changes: Sequence[Change], high_water: int) -> list[Change]:
 def decide(
     changes: Sequence[Change],
     high_water: int,
-    associated: Collection[int],
     partitions: Collection[int],
     requested_before: Collection[str],
 ) -> Decision:
     """One relocation run per latest change that is not a removal (unless its run exists: a
-    re-read), a partition for every project that gained an association, and the partition of a
-    project whose association is gone dropped once nothing references it."""
+    re-read), and a partition for every project that gained an association and has none yet. No
+    partition is ever dropped: a project's history stays on it after the project leaves."""
     latest = latest_per_project(changes)
     wanted = [c for c in latest if not c.removed]
-    removed = {c.project_id for c in latest if c.removed}
     return Decision(
         runs=[RunRequest(c.run_key, c.project_id) for c in wanted if c.run_key not in requested_before],
         add_projects=sorted({c.project_id for c in wanted} - set(partitions)),
-        delete_projects=sorted(removed & set(partitions) - set(associated)),
         cursor=max([high_water, *(c.id for c in changes)]),
     )

@@ -215,11 +215,15 @@ def _finish(
             say(f"INVARIANT BROKEN: {problem}")
         return 1
     say("every check passed; invariants I1-I6 hold")
-    say(
-        f"audit it again at any time: COSTALLOC_DATA_DIR={settings.data_dir.relative_to(ROOT)} "
-        f"COSTALLOC_STACK={STACK} .venv/bin/costalloc verify"
-    )
+    on_demo_data = f"COSTALLOC_DATA_DIR={settings.data_dir.relative_to(ROOT)} COSTALLOC_STACK={STACK}"
+    say(f"audit it again at any time: {on_demo_data} .venv/bin/costalloc verify")
+    say(f"see these runs in the Dagster UI: {on_demo_data} DAGSTER_HOME={dagster_home_of(settings)} make dev")
     return 0
+
+
+def dagster_home_of(settings: Settings) -> Path:
+    """The demo's Dagster instance, beside its data folder (run_demo sets it up)."""
+    return (settings.data_dir.parent / "dagster_home").relative_to(ROOT)
 
 
 def main() -> None:

@@ -1,7 +1,8 @@
 """`make dev`: the Dagster UI and the REST API on the same embedded data (Ctrl-C stops both).
 
 The daemon started by `dagster dev` runs the sensor and the schedules, so a POST to the API is
-picked up and its relocation run launched, as in production.
+picked up and its relocation run launched, as in production. DAGSTER_HOME, when set, names the
+Dagster instance to show (the demo's, say); otherwise it is `.dagster_home` in the checkout.
 """
 
 from __future__ import annotations
@@ -28,9 +29,11 @@ def main() -> None:
     result = bootstrap(settings)
     if result.admin_token:
         print(f"admin token (shown once): {result.admin_token}")
-    dagster_home = ROOT / ".dagster_home"
-    dagster_home.mkdir(exist_ok=True)
-    shutil.copy(ROOT / "dagster.yaml", dagster_home / "dagster.yaml")
+    dagster_home = Path(os.environ.get("DAGSTER_HOME") or ROOT / ".dagster_home").resolve()
+    dagster_home.mkdir(parents=True, exist_ok=True)
+    # An instance that has its own configuration (PostgreSQL storage, say) keeps it.
+    if not (dagster_home / "dagster.yaml").exists():
+        shutil.copy(ROOT / "dagster.yaml", dagster_home / "dagster.yaml")
     env = {
         **os.environ,
         "DAGSTER_HOME": str(dagster_home),

@@ -309,3 +309,16 @@ def stack(settings: Settings) -> Iterator[Stack]:
     report = seed_repository(settings, SMALL_REPOSITORY)
     with dg.instance_for_test() as instance:
         yield Stack(settings, report, LocalRunner(settings, instance))
+
+
+@pytest.fixture
+def small_bundle_stack(settings: Settings) -> Iterator[Stack]:
+    """The stack with bundles of at most 4 files: a project's run takes several bundles."""
+    import dagster as dg
+
+    from costalloc_pipeline.defs.local_runner import LocalRunner
+
+    small = settings.with_changes(bundle_max_files=4)
+    report = seed_repository(small, SMALL_REPOSITORY)
+    with dg.instance_for_test() as instance:
+        yield Stack(small, report, LocalRunner(small, instance))

@@ -10,8 +10,8 @@ from costalloc_pipeline.defs.assets.relocation import relocation
 from costalloc_pipeline.defs.assets.replication import entity_replication, file_replication
 from costalloc_pipeline.defs.assets.storage_report import cost_allocation_storage
 
-# Refresh the replica, find the project's misplaced files, move them, then check (the check runs
-# with the assets it is attached to).
+# Refresh the replica, find the project's misplaced files, move them, then check the project's
+# partition (the check runs with the asset it is attached to).
 relocate_project = dg.define_asset_job(
     "relocate_project",
     selection=dg.AssetSelection.assets(entity_replication, file_replication, files_out_of_place, relocation),
@@ -20,7 +20,7 @@ relocate_project = dg.define_asset_job(
 
 report_storage = dg.define_asset_job(
     "report_storage",
-    selection=dg.AssetSelection.assets(cost_allocation_storage).without_checks(),
+    selection=dg.AssetSelection.assets(cost_allocation_storage),
     description="Files and bytes per cost allocation bucket: what the bill will show.",
 )
 

@@ -12,7 +12,7 @@ import dagster as dg
 from costalloc_pipeline.config import Settings
 from costalloc_pipeline.defs.jobs import relocate_project
 from costalloc_pipeline.defs.location import build_definitions, build_resources
-from costalloc_pipeline.defs.partitions import PROJECTS
+from costalloc_pipeline.defs.partitions import PROJECTS, project_id_of
 from costalloc_pipeline.defs.sensors import cost_allocation_changes
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
@@ -56,14 +56,10 @@ class LocalRunner:
             result = cost_allocation_changes(context)
         # The sensor always returns one SensorResult (its signature says so; the decorator's type is wider).
         assert isinstance(result, dg.SensorResult)
+        # The sensor only adds partitions (a project's history stays on its partition).
         for request in result.dynamic_partitions_requests or []:
-            if isinstance(request, dg.AddDynamicPartitionsRequest):
-                self.instance.add_dynamic_partitions(PROJECTS, list(request.partition_keys))
-                self.say(f"sensor added project partitions {', '.join(request.partition_keys)}")
-            else:
-                for key in request.partition_keys:
-                    self.instance.delete_dynamic_partition(PROJECTS, key)
-                self.say(f"sensor removed project partitions {', '.join(request.partition_keys)}")
+            self.instance.add_dynamic_partitions(PROJECTS, list(request.partition_keys))
+            self.say(f"sensor added project partitions {', '.join(request.partition_keys)}")
         self.cursor = result.cursor
         runs = []
         for wanted in result.run_requests or []:
@@ -80,7 +76,7 @@ class LocalRunner:
             instance=self.instance, partition_key=partition, tags=tags or {}, run_config=QUIET
         )
         summary = result.output_for_node("relocation.summarize_relocation")
-        self.tally.add(int(partition), summary)
+        self.tally.add(project_id_of(partition), summary)
         checks = result.get_asset_check_evaluations()
         passed = all(check.passed for check in checks)
         self.say(

@@ -7,7 +7,7 @@ import dagster as dg
 
 from costalloc_pipeline import changes
 from costalloc_pipeline.defs.jobs import relocate_project
-from costalloc_pipeline.defs.partitions import PROJECTS, project_id_of, project_partition_key, projects
+from costalloc_pipeline.defs.partitions import PROJECTS, project_partition_key, projects, projects_with_partitions
 from costalloc_pipeline.defs.resources.databases import RepositoryDatabase
 
 
@@ -33,21 +33,17 @@ def cost_allocation_changes(context: dg.SensorEvaluationContext, repository: Rep
     decision = changes.decide(
         read,
         high_water,
-        associated=repository.associated_projects(),
-        partitions=[project_id_of(key) for key in context.instance.get_dynamic_partitions(PROJECTS)],
+        partitions=projects_with_partitions(context.instance.get_dynamic_partitions(PROJECTS)),
         requested_before=_requested_before(context, changes.rereads(read, high_water)),
     )
-    requests: list[dg.AddDynamicPartitionsRequest | dg.DeleteDynamicPartitionsRequest] = []
-    if decision.add_projects:
-        requests.append(projects.build_add_request([project_partition_key(p) for p in decision.add_projects]))
-    if decision.delete_projects:
-        requests.append(projects.build_delete_request([project_partition_key(p) for p in decision.delete_projects]))
+    # Partitions are only added: an unassigned project keeps its partition and with it its history.
+    requests = [projects.build_add_request([project_partition_key(p) for p in decision.add_projects])]
     return dg.SensorResult(
         run_requests=[
             dg.RunRequest(run_key=run.run_key, partition_key=project_partition_key(run.project_id))
             for run in decision.runs
         ],
-        dynamic_partitions_requests=requests,
+        dynamic_partitions_requests=requests if decision.add_projects else [],
         cursor=str(decision.cursor),
     )
 

@@ -48,6 +48,18 @@ def start(conn: Connection, run_id: str, project_id: int, handles: Sequence[Hand
     return {handle_id: ledger_id for ledger_id, handle_id in result}
 
 
+def moved_by_run(conn: Connection, project_id: int, run_id: str) -> tuple[int, int]:
+    """The handles of the project this run has repointed so far, and their recorded bytes."""
+    files, size = conn.execute(
+        select(func.count(), func.coalesce(func.sum(move_ledger.c.content_size), 0)).where(
+            move_ledger.c.project_id == project_id,
+            move_ledger.c.run_id == run_id,
+            move_ledger.c.state.in_([MoveState.REPOINTED.value, MoveState.DONE.value]),
+        )
+    ).one()
+    return int(files), int(size)
+
+
 def unfinished_attempts(conn: Connection, handle_ids: Iterable[int], live_runs: Iterable[str]) -> list[int]:
     """Ledger ids of attempts to move these handles left unfinished by runs that are over (crashed)."""
     ids = list(handle_ids)

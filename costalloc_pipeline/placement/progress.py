@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sqlalchemy import Connection, func, select
 
@@ -39,6 +39,18 @@ class Progress:
     def percent_done(self) -> float:
         total = self.placed_bytes + self.misplaced_bytes
         return 100.0 if total == 0 else round(100.0 * self.placed_bytes / total, 2)
+
+    def after_moving(self, files: int, size: int) -> Progress:
+        """This progress once `files` more handles of `size` bytes in all are in the target bucket:
+        a run's estimate between bundles, without reading every handle of the project again."""
+        return replace(
+            self,
+            misplaced_files=max(0, self.misplaced_files - files),
+            misplaced_bytes=max(0, self.misplaced_bytes - size),
+            placed_files=self.placed_files + files,
+            placed_bytes=self.placed_bytes + size,
+            moved_bytes=self.moved_bytes + size,
+        )
 
 
 def project_progress(conn: Connection, project_id: int, placement: Placement) -> Progress:

@@ -17,15 +17,21 @@ def test_the_definitions_hold_the_whole_pipeline(settings):
         "files_out_of_place",
         "relocation",
         "cost_allocation_storage",
+        "repository_files",
     }
-    assert {check.name for check in graph.asset_check_keys} == {"no_misplaced_files", "invariants_hold"}
+    checks = {check.name: check.asset_key.to_user_string() for check in graph.asset_check_keys}
+    assert checks == {"no_misplaced_files": "relocation", "invariants_hold": "repository_files"}
+    # The per-project check is partitioned like the relocation; the audit's asset is not materialized here.
+    [progress_check] = [key for key in graph.asset_check_keys if key.name == "no_misplaced_files"]
+    assert graph.get_check_spec(progress_check).partitions_def is not None
+    assert not graph.get(dg.AssetKey("repository_files")).is_materializable
     assert defs.resolve_job_def("relocate_project").partitions_def is not None
     assert defs.resolve_sensor_def("cost_allocation_changes")
     for schedule in ("rescan_projects", "finish_moves_daily", "report_storage_hourly", "audit_repository_daily"):
         assert defs.resolve_schedule_def(schedule)
 
 
-def test_the_hourly_report_does_not_run_the_full_audit(settings):
+def test_materializing_the_storage_report_does_not_run_the_full_audit(settings):
     defs = build_definitions(settings)
     report = defs.resolve_job_def("report_storage").asset_layer.asset_graph
     audit = defs.resolve_job_def("audit_repository").asset_layer.asset_graph

@@ -1,18 +1,21 @@
 """The `relocation` asset: a project's misplaced files moved into its target bucket, bundle by bundle.
 
 A graph-backed asset: plan bundles (a DynamicOut bounded in number), move each bundle under a
-concurrency pool (DESIGN.md section 4), then sum up what moved.
+concurrency pool (DESIGN.md section 4), then sum up what moved. The plan and every bundle record an
+observation of the project's partition (misplaced files and bytes, moved bytes, percent done), so
+the UI shows the project falling toward zero while the run goes on.
 """
 
 from collections.abc import Iterator
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import dagster as dg
 import pandas as pd
 
-from costalloc_pipeline.defs.partitions import projects
-from costalloc_pipeline.defs.resources.databases import Database
+from costalloc_pipeline.defs.assets.progress import describe, progress_metadata
+from costalloc_pipeline.defs.partitions import project_id_of, projects
+from costalloc_pipeline.defs.resources.databases import RepositoryDatabase
 from costalloc_pipeline.defs.resources.s3 import RepositoryS3
 from costalloc_pipeline.defs.resources.settings import CostAllocSettings
 from costalloc_pipeline.mover import run
@@ -22,18 +25,37 @@ from costalloc_pipeline.mover.lease import LeaseHeld
 from costalloc_pipeline.mover.outcome import BundleResult
 from costalloc_pipeline.mover.plan import candidates_of
 from costalloc_pipeline.mover.run import BundleBounds
+from costalloc_pipeline.placement.progress import Progress
 from costalloc_pipeline.removal import finish_removal_when_placed
 
 BUNDLE_POOL = "costalloc_bundles"
+# The key of the graph asset below (named after its function), which its ops observe.
+RELOCATION = dg.AssetKey("relocation")
 MOVE_RETRY = dg.RetryPolicy(max_retries=3, delay=2, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
 
 
+@dataclass(frozen=True)
+class BundleWork:
+    """One bundle's handles, and the project's progress when the run planned it."""
+
+    handle_ids: list[int]
+    before: Progress
+
+
 def _context(
-    context: dg.OpExecutionContext, settings: CostAllocSettings, repository: Database, s3: RepositoryS3
+    context: dg.OpExecutionContext, settings: CostAllocSettings, repository: RepositoryDatabase, s3: RepositoryS3
 ) -> MoveContext:
     """The run's move context: the Dagster run id is the run id of the project's lease."""
     domain = settings.to_settings(repository.url, repository.url, None)
-    return move_context(domain, repository.engine, s3.get_client(), int(context.partition_key), context.run_id)
+    project_id = project_id_of(context.partition_key)
+    return move_context(domain, repository.engine, s3.get_client(), project_id, context.run_id)
+
+
+def _observe(context: dg.OpExecutionContext, progress: Progress) -> None:
+    context.log_event(
+        dg.AssetObservation(asset_key=RELOCATION, partition=context.partition_key, metadata=progress_metadata(progress))
+    )
+    context.log.info(describe(progress))
 
 
 def _bounds(settings: CostAllocSettings) -> BundleBounds:
@@ -58,14 +80,14 @@ def _finish_removal(context: dg.OpExecutionContext, ctx: MoveContext) -> bool:
     return removed
 
 
-@dg.op(out=dg.DynamicOut(list), retry_policy=MOVE_RETRY)
+@dg.op(out=dg.DynamicOut(BundleWork), retry_policy=MOVE_RETRY)
 def plan_relocation(
     context: dg.OpExecutionContext,
     settings: CostAllocSettings,
-    repository: Database,
+    repository: RepositoryDatabase,
     s3: RepositoryS3,
     files_out_of_place: pd.DataFrame,
-) -> Iterator[dg.DynamicOutput[list[int]]]:
+) -> Iterator[dg.DynamicOutput[BundleWork]]:
     """Take the project's lease, archive what earlier runs left past its grace period, then split
     the dataset into bounded bundles."""
     ctx = _context(context, settings, repository, s3)
@@ -90,22 +112,25 @@ def plan_relocation(
         f"{len(files_out_of_place)} misplaced handles in {len(plan.bundles)} bundles; "
         f"{plan.deferred_files} handles ({plan.deferred_bytes} bytes) deferred to the next run"
     )
+    [before] = repository.progress([ctx.project_id])
+    _observe(context, before)
     for bundle in plan.bundles:
-        yield dg.DynamicOutput(bundle.handle_ids, mapping_key=f"bundle_{bundle.index}")
+        yield dg.DynamicOutput(BundleWork(bundle.handle_ids, before), mapping_key=f"bundle_{bundle.index}")
 
 
 @dg.op(pool=BUNDLE_POOL, retry_policy=MOVE_RETRY)
 def move_files_bundle(
     context: dg.OpExecutionContext,
     settings: CostAllocSettings,
-    repository: Database,
+    repository: RepositoryDatabase,
     s3: RepositoryS3,
-    bundle: list,
+    bundle: BundleWork,
 ) -> BundleResult:
-    result = move_bundle(_context(context, settings, repository, s3), bundle)
-    _log_result(context, f"bundle of {len(bundle)} handles", result)
+    result = move_bundle(_context(context, settings, repository, s3), bundle.handle_ids)
+    _log_result(context, f"bundle of {len(bundle.handle_ids)} handles", result)
     if result.stopped:
         context.log.warning(f"bundle stopped: {result.stopped}")
+    _observe(context, repository.run_progress(bundle.before, context.run_id))
     return result
 
 
@@ -113,7 +138,7 @@ def move_files_bundle(
 def summarize_relocation(
     context: dg.OpExecutionContext,
     settings: CostAllocSettings,
-    repository: Database,
+    repository: RepositoryDatabase,
     s3: RepositoryS3,
     results: list,
 ) -> dg.Output:

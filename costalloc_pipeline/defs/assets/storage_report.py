@@ -1,8 +1,11 @@
-"""What the bill will show: files and bytes in each cost allocation bucket and in the default bucket."""
+"""What the bill will show: files and bytes in each cost allocation bucket and in the default bucket,
+and which associated projects still have files on their way."""
 
 import dagster as dg
 
 from costalloc_pipeline.defs.resources.databases import RepositoryDatabase
+from costalloc_pipeline.naming import format_entity_id
+from costalloc_pipeline.placement.progress import Progress
 from costalloc_pipeline.storage import BucketUsage
 
 
@@ -47,16 +50,54 @@ def storage_metadata(usage: list[BucketUsage]) -> dict[str, dg.MetadataValue]:
     return metadata
 
 
+def moving_metadata(usage: list[BucketUsage], progress: list[Progress]) -> dict[str, dg.MetadataValue]:
+    """The associated projects with files still outside their target bucket, and how far each is."""
+    allocation_of = {entry.bucket: entry.cost_allocation or "(default bucket)" for entry in usage}
+    moving = [p for p in progress if p.misplaced_files]
+    return {
+        "moving_projects": dg.MetadataValue.int(len(moving)),
+        "misplaced_bytes": dg.MetadataValue.int(sum(p.misplaced_bytes for p in progress)),
+        "projects_moving": dg.MetadataValue.table(
+            [
+                dg.TableRecord(
+                    {
+                        "project": format_entity_id(p.project_id),
+                        "cost_allocation": allocation_of.get(p.target_bucket, p.target_bucket),
+                        "misplaced_files": p.misplaced_files,
+                        "misplaced_bytes": p.misplaced_bytes,
+                        "failed_files": p.failed_files,
+                        "percent_done": p.percent_done,
+                    }
+                )
+                for p in moving
+            ],
+            schema=dg.TableSchema(
+                columns=[
+                    dg.TableColumn("project", "string"),
+                    dg.TableColumn("cost_allocation", "string"),
+                    dg.TableColumn("misplaced_files", "int"),
+                    dg.TableColumn("misplaced_bytes", "int"),
+                    dg.TableColumn("failed_files", "int"),
+                    dg.TableColumn("percent_done", "float"),
+                ]
+            ),
+        ),
+    }
+
+
 @dg.asset(
     group_name="reports",
     kinds={"sql"},
     description=(
         "Files and bytes of AVAILABLE handles in each cost allocation bucket and in the default bucket, "
-        "from the live repository: what the bill will show. Stores nothing; the numbers are plotted over time."
+        "from the live repository: what the bill will show; and the associated projects whose files are "
+        "still moving. Stores nothing; the numbers are plotted over time."
     ),
 )
 def cost_allocation_storage(repository: RepositoryDatabase) -> dg.MaterializeResult:
-    return dg.MaterializeResult(metadata=storage_metadata(repository.bucket_usage()))
+    usage = repository.bucket_usage()
+    progress = repository.progress(repository.associated_projects())
+    return dg.MaterializeResult(metadata={**storage_metadata(usage), **moving_metadata(usage, progress)})
 
 
 defs = dg.Definitions(assets=[cost_allocation_storage])

@@ -7,6 +7,7 @@ from sqlalchemy import Engine
 
 from costalloc_pipeline import changes, removal, storage
 from costalloc_pipeline.db import engine_for
+from costalloc_pipeline.mover import ledger
 from costalloc_pipeline.placement.progress import Progress, project_progress
 from costalloc_pipeline.placement.rule import load_placement
 
@@ -38,6 +39,11 @@ class RepositoryDatabase(Database):
         with self.engine.connect() as conn:
             placement = load_placement(conn)
             return [project_progress(conn, project_id, placement) for project_id in project_ids]
+
+    def run_progress(self, before: Progress, run_id: str) -> Progress:
+        """`before` (the project's progress when the run began) advanced by what the run moved since."""
+        with self.engine.connect() as conn:
+            return before.after_moving(*ledger.moved_by_run(conn, before.project_id, run_id))
 
     def bucket_usage(self) -> list[storage.BucketUsage]:
         return storage.bucket_usage(self.engine)

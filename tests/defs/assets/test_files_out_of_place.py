@@ -8,7 +8,12 @@ from helpers.repository_builder import Scenario, bootstrapped_builder, build_sce
 from costalloc_pipeline.config import Settings
 from costalloc_pipeline.defs.assets.files_out_of_place import files_out_of_place
 from costalloc_pipeline.defs.assets.replication import entity_replication, file_replication
-from costalloc_pipeline.defs.partitions import project_id_of, project_partition_key, projects
+from costalloc_pipeline.defs.partitions import (
+    project_id_of,
+    project_partition_key,
+    projects,
+    projects_with_partitions,
+)
 from costalloc_pipeline.defs.resources.databases import Database
 from costalloc_pipeline.defs.resources.io_manager import ParquetIOManager
 from costalloc_pipeline.errors import BadRequest
@@ -44,7 +49,7 @@ def test_dataset_and_metadata_of_a_project(settings, scenario, tmp_path):
     result = _run(settings, tmp_path, scenario.alpha_project)
 
     assert result.success
-    stored = pd.read_parquet(tmp_path / "files_out_of_place" / f"{scenario.alpha_project}.parquet")
+    stored = pd.read_parquet(tmp_path / "files_out_of_place" / f"syn{scenario.alpha_project}.parquet")
     expected = scenario.ids(
         "versioned",
         "preview_1",
@@ -79,18 +84,22 @@ def test_a_project_with_nothing_misplaced_stores_an_empty_dataset(settings, scen
     result = _run(settings, tmp_path, scenario.plain_project)
 
     assert result.success
-    stored = pd.read_parquet(tmp_path / "files_out_of_place" / f"{scenario.plain_project}.parquet")
+    stored = pd.read_parquet(tmp_path / "files_out_of_place" / f"syn{scenario.plain_project}.parquet")
     assert stored.empty and "file_handle_id" in stored.columns
     [materialization] = result.asset_materializations_for_node("files_out_of_place")
     assert (materialization.metadata["files"].value, materialization.metadata["bytes"].value) == (0, 0)
 
 
-def test_partition_keys_are_decimal_project_ids():
-    assert project_partition_key(123) == "123"
-    assert project_id_of("123") == 123
-    for bad in ("syn123", "", "12a", "-1", str(2**63)):
-        with pytest.raises(BadRequest, match="not a project id"):
+def test_partition_keys_are_syn_ids_and_earlier_bare_numbers_still_read():
+    assert project_partition_key(123) == "syn123"
+    assert project_id_of("syn123") == project_id_of("SYN123") == project_id_of("123") == 123
+    for bad in ("syn", "", "12a", "-1", "syn-1", "10" * 10):
+        with pytest.raises(BadRequest, match="is not of the form syn123"):
             project_id_of(bad)
+
+
+def test_only_todays_keys_count_as_partitions():
+    assert projects_with_partitions(["syn1", "2", "syn3"]) == [1, 3]
 
 
 def test_asset_is_partitioned_by_project_and_grouped_for_the_ui():

@@ -80,7 +80,7 @@ def test_a_second_run_moves_nothing(stack):
     stack.assign(project, "genomics")
     [first] = stack.runner.tick()
     assert first.output_for_node("relocation.summarize_relocation")["moved_files"] > 0
-    second = stack.runner.run(str(project))
+    second = stack.runner.run(f"syn{project}")
     summary = second.output_for_node("relocation.summarize_relocation")
     assert (summary["moved_files"], summary["archived_objects"]) == (0, 0)
 
@@ -118,4 +118,5 @@ def test_unassign_brings_every_file_back_then_removes_the_association(stack):
     [relocated] = [e for e in run.get_asset_materialization_events() if e.asset_key.to_user_string() == "relocation"]
     assert relocated.materialization.metadata["left_its_allocation"].value is True
     assert stack.runner.tick() == []
-    assert str(project) not in stack.runner.instance.get_dynamic_partitions("projects")
+    # The project keeps its partition, and with it the history of its moves.
+    assert f"syn{project}" in stack.runner.instance.get_dynamic_partitions("projects")

@@ -35,7 +35,8 @@ def test_report_counts_available_handles_per_managed_bucket(settings, scenario):
 
     assert result.success
     [materialization] = result.asset_materializations_for_node("cost_allocation_storage")
-    metadata = {key: value.value for key, value in materialization.metadata.items() if key != "buckets"}
+    tables = ("buckets", "projects_moving")
+    metadata = {key: value.value for key, value in materialization.metadata.items() if key not in tables}
     # Default bucket: 8 handles of 100 bytes, 3 previews of 10, one of 4000 (external ones excluded).
     assert metadata == {
         "default_bucket_files": 12,
@@ -50,7 +51,18 @@ def test_report_counts_available_handles_per_managed_bucket(settings, scenario):
         "bytes:beta": 300,
         "files:unused": 0,
         "bytes:unused": 0,
+        # Misplaced: alpha's 7 (720 bytes; see test_misplaced), beta's one in the default bucket,
+        # the REMOVING project's one still in alpha, and the alpha partner's share.
+        "moving_projects": 4,
+        "misplaced_bytes": 720 + 100 + 700 + 100,
     }
+    moving = [record.data for record in materialization.metadata["projects_moving"].value.records]
+    assert [(m["project"], m["cost_allocation"], m["misplaced_files"], m["misplaced_bytes"]) for m in moving] == [
+        (f"syn{scenario.alpha_project}", "alpha", 7, 720),
+        (f"syn{scenario.beta_project}", "beta", 1, 100),
+        (f"syn{scenario.removing_project}", "(default bucket)", 1, 700),
+        (f"syn{scenario.alpha_partner}", "alpha", 1, 100),
+    ]
     table = materialization.metadata["buckets"].value
     assert [record.data["cost_allocation"] for record in table.records] == [
         "(default bucket)",
