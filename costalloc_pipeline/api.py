@@ -22,10 +22,13 @@ from starlette.routing import Match
 
 from costalloc_pipeline import allocations
 from costalloc_pipeline import api_schema as doc
+from costalloc_pipeline.allocations.retire import retire
 from costalloc_pipeline.auth import Caller, authenticate
+from costalloc_pipeline.billing.report import storage_report
 from costalloc_pipeline.config import Settings
 from costalloc_pipeline.db import engine_for
 from costalloc_pipeline.errors import BadRequest, CostAllocError
+from costalloc_pipeline.naming import parse_allocation_id
 from costalloc_pipeline.s3 import s3_client
 
 log = logging.getLogger(__name__)
@@ -173,6 +176,31 @@ def create_app(settings: Settings) -> FastAPI:
     def unassign_cost_allocation(entity_id: doc.EntityId, caller: CallerDep) -> Response:
         allocations.unassign(engine, entity_id, caller)
         return Response(status_code=204)
+
+    @app.get(
+        "/costAllocation/{cost_allocation_id}/storage",
+        operation_id="getCostAllocationStorage",
+        response_model=doc.CostAllocationStorage,
+        responses={**doc.errors(), 404: {"model": doc.Reason, "description": "no cost allocation of that id"}},
+    )
+    def cost_allocation_storage(cost_allocation_id: doc.CostAllocationId, _caller: CallerDep) -> dict[str, Any]:
+        # The whole report is a few grouped queries; this allocation's part of it is what is asked.
+        return storage_report(settings).for_cost_allocation(cost_allocation_id).as_json()
+
+    @app.delete(
+        "/costAllocation/{cost_allocation_id}",
+        operation_id="retireCostAllocation",
+        response_model=doc.RetiredCostAllocation,
+        responses={**doc.errors(503), **doc.RETIRE_ERRORS},
+    )
+    def retire_cost_allocation(
+        cost_allocation_id: doc.RetireId,
+        _caller: CallerDep,
+        delete_bucket: doc.DeleteBucket = False,
+        expire_archives: doc.ExpireArchives = False,
+    ) -> dict[str, Any]:
+        allocation = parse_allocation_id(cost_allocation_id)
+        return retire(engine, s3, allocation, delete_bucket, expire_archives).as_json()
 
     @app.get(
         "/entity/{entity_id}/uploadDestination",

@@ -12,7 +12,7 @@ from fastapi import Path, Query
 from pydantic import BaseModel, ConfigDict, Field
 
 from costalloc_pipeline.allocations import DEFAULT_PAGE_LIMIT, MAX_PAGE_LIMIT, PAGE_TOKEN_PATTERN
-from costalloc_pipeline.naming import ENTITY_ID_PATTERN, MAX_ENTITY_ID, NAME_PATTERN
+from costalloc_pipeline.naming import ALLOCATION_ID_PATTERN, ENTITY_ID_PATTERN, MAX_ENTITY_ID, NAME_PATTERN
 
 _DIGITS = "^[0-9]+$"
 
@@ -51,6 +51,45 @@ class UploadDestination(BaseModel):
     costAllocation: Annotated[str | None, Field(description="null when the project has none")]
 
 
+class StorageClassUsage(BaseModel):
+    storageClass: str
+    objects: Annotated[int, Field(ge=0)]
+    bytes: Annotated[int, Field(ge=0)]
+    monthlyCost: Annotated[float, Field(ge=0, description="dollars a month of these bytes costs (the price table)")]
+
+
+class CostAllocationStorage(BaseModel):
+    model_config = ConfigDict(title="CostAllocationStorage")
+
+    id: Annotated[str, Field(pattern=_DIGITS)]
+    name: str
+    bucket: str
+    activeProjects: Annotated[int, Field(ge=0)]
+    objects: Annotated[int, Field(ge=0)]
+    bytes: Annotated[int, Field(ge=0)]
+    monthlyCost: Annotated[float, Field(ge=0)]
+    storageClasses: Annotated[
+        list[StorageClassUsage],
+        Field(description="live handles are STANDARD; the ledger's unexpired archives are in the archive class"),
+    ]
+
+
+class RetiredCostAllocation(BaseModel):
+    """What `DELETE /costAllocation/{id}` did (allocations/retire.py)."""
+
+    model_config = ConfigDict(title="RetiredCostAllocation")
+
+    id: Annotated[str, Field(pattern=_DIGITS)]
+    name: str
+    bucket: str
+    bucketDeleted: bool
+    archivesDeleted: Annotated[int, Field(ge=0)]
+    archivesKept: Annotated[int, Field(ge=0, description="archives left in a kept bucket, until they expire")]
+    storageLocationId: Annotated[str, Field(pattern=_DIGITS)]
+    storageLocationKept: Annotated[bool, Field(description="kept when past handles or moves name it")]
+    s3Refused: Annotated[str | None, Field(description="S3's answer when it refused to delete archives or the bucket")]
+
+
 class AssignRequest(BaseModel):
     name: Annotated[
         str,
@@ -68,6 +107,27 @@ EntityId = Annotated[
     Path(
         json_schema_extra={"pattern": ENTITY_ID_PATTERN},
         description=f"a project, or an entity in one: syn123 or 123, up to {MAX_ENTITY_ID}",
+    ),
+]
+CostAllocationId = Annotated[
+    str,
+    Path(
+        json_schema_extra={"pattern": ALLOCATION_ID_PATTERN},
+        description="a cost allocation's id, as `id` in its JSON",
+    ),
+]
+RetireId = Annotated[
+    str,
+    Path(json_schema_extra={"pattern": ALLOCATION_ID_PATTERN}, description="the cost allocation's id"),
+]
+DeleteBucket = Annotated[
+    bool, Query(alias="deleteBucket", description="delete the bucket too (no archives in it, unless expireArchives)")
+]
+ExpireArchives = Annotated[
+    bool,
+    Query(
+        alias="expireArchives",
+        description="delete the bucket's archives now, ending the recovery path of their files",
     ),
 ]
 Limit = Annotated[
@@ -100,7 +160,19 @@ _WHY = {
     403: "the caller is not a member of the Cost Allocation Team",
     404: "no such entity, the entity is not a project (or not in one), or the project has no cost allocation",
     409: "the project is being changed concurrently, or the bucket is taken; retry or pick another name",
-    503: "S3 refused to create the bucket (for example the account's bucket limit); nothing was written",
+    503: (
+        "the account's general purpose bucket quota is used up (checked before S3 is asked), or S3 refused "
+        "or could not be reached; nothing was written"
+    ),
+}
+
+RETIRE_ERRORS: dict[int | str, dict[str, Any]] = {
+    404: {"model": Reason, "description": "no cost allocation of that id"},
+    409: {
+        "model": Reason,
+        "description": "still in use (projects, AVAILABLE handles, unfinished moves, live objects or archives "
+        "in the bucket to delete): the reason says which; nothing was changed",
+    },
 }
 
 

@@ -50,6 +50,7 @@ INTEGER_SETTINGS: dict[str, tuple[str, int]] = {
     "multipart_part_size": ("COSTALLOC_MULTIPART_PART_SIZE", 1),
     "lease_seconds": ("COSTALLOC_LEASE_SECONDS", 1),
     "audit_sample": ("COSTALLOC_AUDIT_SAMPLE", 0),
+    "bucket_quota": ("COSTALLOC_BUCKET_QUOTA", 1),
 }
 
 __all__ = [
@@ -141,6 +142,8 @@ class RunSettings(BaseModel):
     audit_sample: int = 0
     # How long a relocation run's lease on a project lasts without renewal.
     lease_seconds: int = 600
+    # The account's general purpose bucket quota when Service Quotas cannot say (headroom.py).
+    bucket_quota: int = 10_000
 
     @model_validator(mode="before")
     @classmethod
@@ -176,6 +179,10 @@ class Settings(RunSettings):
     s3_region: str = "us-east-1"
     # Where the files_out_of_place datasets go: S3 when a bucket is named, else the data folder.
     dataset_bucket: str = ""
+    # A JSON file of prices in place of the defaults (billing/prices.py); empty: us-east-1 list prices.
+    price_table: str = ""
+    # The CloudWatch namespace the storage report publishes its figures to; empty: not published.
+    cloudwatch_namespace: str = ""
     # The schedules: rescan every associated project, finish what runs left, report storage, audit.
     rescan_cron: str = "0 3 * * *"
     finish_cron: str = "30 3 * * *"
@@ -222,5 +229,7 @@ class Settings(RunSettings):
             default_bucket=env("COSTALLOC_DEFAULT_BUCKET", ""),
             other_repository_urls=_list("COSTALLOC_OTHER_REPOSITORY_URLS"),
             dataset_bucket=env("COSTALLOC_DATASET_BUCKET", ""),
+            price_table=env("COSTALLOC_PRICE_TABLE", ""),
+            cloudwatch_namespace=env("COSTALLOC_CLOUDWATCH_NAMESPACE", "").strip(),
             **given,
         )

@@ -22,10 +22,19 @@ from sqlalchemy import func, select
 
 from costalloc_pipeline.api import create_app
 from costalloc_pipeline.audit import audit
+from costalloc_pipeline.billing.report import storage_report
 from costalloc_pipeline.bootstrap import bootstrap
+from costalloc_pipeline.cli.billing import storage_lines
 from costalloc_pipeline.config import Settings
 from costalloc_pipeline.db import engine_for
 from costalloc_pipeline.defs.local_runner import LocalRunner, Tally
+from costalloc_pipeline.dry_run.assignment import plan_assignment
+from costalloc_pipeline.dry_run.report import text_lines
+from costalloc_pipeline.dry_run.timing import (
+    DEFAULT_BUNDLE_CONCURRENCY,
+    DEFAULT_BYTES_PER_SECOND,
+    DEFAULT_LATENCY_SECONDS,
+)
 from costalloc_pipeline.embedded import free_port, start_embedded_s3
 from costalloc_pipeline.placement.progress import project_progress
 from costalloc_pipeline.placement.rule import load_placement
@@ -139,6 +148,13 @@ def _demo(settings: Settings) -> int:
     first, second = report.project_ids[0], report.project_ids[1]
     driver = LocalRunner(settings, report=say)
 
+    # What the first assignment will do, before it is made (`costalloc plan`): it writes nothing.
+    say(f"costalloc plan syn{first} --to genomics:")
+    plan = plan_assignment(
+        settings, s3, first, "genomics", DEFAULT_LATENCY_SECONDS, DEFAULT_BYTES_PER_SECOND, DEFAULT_BUNDLE_CONCURRENCY
+    )
+    for line in text_lines(plan):
+        print(f"    {line}")
     with Api(settings, token) as api:
         for project, name in ((first, "genomics"), (second, "imaging")):
             status, body = api.call("POST", f"/entity/syn{project}/costAllocation", {"name": name})
@@ -215,6 +231,9 @@ def _finish(
             say(f"INVARIANT BROKEN: {problem}")
         return 1
     say("every check passed; invariants I1-I6 hold")
+    say("costalloc storage (what the bill will show, by storage class):")
+    for line in storage_lines(storage_report(settings)):
+        print(f"    {line}")
     on_demo_data = f"COSTALLOC_DATA_DIR={settings.data_dir.relative_to(ROOT)} COSTALLOC_STACK={STACK}"
     say(f"audit it again at any time: {on_demo_data} .venv/bin/costalloc verify")
     say(f"see these runs in the Dagster UI: {on_demo_data} DAGSTER_HOME={dagster_home_of(settings)} make dev")

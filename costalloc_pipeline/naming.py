@@ -98,3 +98,15 @@ def bucket_name_for(stack: str, name: str) -> str:
     if not is_valid_bucket_name(bucket):
         raise ValueError(f"stack {stack!r} yields the invalid bucket name {bucket!r}")
     return bucket
+
+
+# Cost allocation ids are database keys, bounded like entity ids (inside a signed 64-bit integer).
+ALLOCATION_ID_PATTERN = f"^0*[1-9][0-9]{{0,{MAX_ENTITY_DIGITS - 1}}}$"
+_ALLOCATION_ID = re.compile(ALLOCATION_ID_PATTERN)
+
+
+def parse_allocation_id(raw: str) -> int:
+    """A cost allocation's id as the API and the CLI take it; anything else is a 400."""
+    if _ALLOCATION_ID.fullmatch(raw) is None:
+        raise BadRequest(f"cost allocation id {raw!r} is not a number from 1 to {MAX_ENTITY_ID}")
+    return int(raw)

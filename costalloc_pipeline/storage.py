@@ -26,6 +26,8 @@ class BucketUsage:
     active_projects: int
     files: int
     bytes: int
+    # The cost allocation's id (None for the default bucket): how the REST API names it.
+    cost_allocation_id: int | None = None
 
 
 def bucket_usage(repository: Engine) -> list[BucketUsage]:
@@ -66,5 +68,7 @@ def bucket_usage(repository: Engine) -> list[BucketUsage]:
     usage = [BucketUsage(None, placement.default_bucket, 0, default_files, default_bytes)]
     for allocation in allocations:
         count, size = stored.get(allocation.bucket, (0, 0))
-        usage.append(BucketUsage(allocation.name, allocation.bucket, projects.get(allocation.id, 0), count, size))
+        usage.append(
+            BucketUsage(allocation.name, allocation.bucket, projects.get(allocation.id, 0), count, size, allocation.id)
+        )
     return usage

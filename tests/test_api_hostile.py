@@ -115,7 +115,7 @@ def test_generated_requests(hostile: dict[str, Any], watched: Watched) -> None:
     checks = [not_a_server_error, response_schema_conformance, content_type_conformance, negative_data_rejection]
     failures: list[str] = []
     operations = [result.ok() for result in schema.get_all_operations()]
-    assert len(operations) == 5
+    assert len(operations) == 7
 
     def explore(operation: schemathesis.APIOperation, mode: schemathesis.GenerationMode) -> None:
         # One call per operation and mode, so `request` closes over its own pair, not the loop's.

@@ -12,17 +12,6 @@ from costalloc_pipeline.cli import main
 from costalloc_pipeline.config import Settings
 
 
-@pytest.fixture
-def environment(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Settings:
-    """The command reads its configuration from COSTALLOC_* like it does in production."""
-    monkeypatch.setenv("COSTALLOC_DATA_DIR", str(settings.data_dir))
-    monkeypatch.setenv("COSTALLOC_REPOSITORY_URL", settings.repository_url)
-    monkeypatch.setenv("COSTALLOC_REPLICA_URL", settings.replica_url)
-    monkeypatch.setenv("COSTALLOC_S3_ENDPOINT_URL", str(settings.s3_endpoint_url))
-    monkeypatch.setenv("COSTALLOC_STACK", settings.stack)
-    return settings
-
-
 def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
     code = main(list(argv))
     captured = capsys.readouterr()

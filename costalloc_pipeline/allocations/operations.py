@@ -19,13 +19,14 @@ from costalloc_pipeline.allocations.store import (
     _insert_allocation,
     _load_allocation,
     _load_allocations,
-    _require_project,
     _transaction,
+    require_project,
 )
 from costalloc_pipeline.auth import Caller
 from costalloc_pipeline.buckets import provision_bucket
 from costalloc_pipeline.config import Settings
 from costalloc_pipeline.errors import Conflict, NotFound
+from costalloc_pipeline.headroom import require_room_for
 from costalloc_pipeline.naming import bucket_name_for, format_entity_id, normalise_name
 from costalloc_pipeline.placement.rule import project_allocation
 from costalloc_pipeline.schema.repository import AssociationState, NodeType, cost_allocation, node
@@ -50,7 +51,7 @@ def list_cost_allocations(bind: Bind, limit: int | None = None, page_token: str 
 def get_for_project(bind: Bind, entity_id: int | str) -> CostAllocation:
     project_id = _entity_id(entity_id)
     with _transaction(bind) as conn:
-        _require_project(conn, project_id)
+        require_project(conn, project_id)
         current = _association(conn, project_id)
         if current is None:
             raise NotFound(f"project {format_entity_id(project_id)} has no cost allocation")
@@ -77,12 +78,14 @@ def assign(
     for _ in range(MAX_ATTEMPTS):
         try:
             with bind.begin() as conn:
-                _require_project(conn, project_id)
+                require_project(conn, project_id)
                 allocation_id = conn.execute(
                     select(cost_allocation.c.id).where(cost_allocation.c.name == name)
                 ).scalar()
                 created = allocation_id is None
                 if allocation_id is None:
+                    # Before any write, and before AWS would refuse: a full account is a 503 with a reason.
+                    require_room_for(s3, settings, bucket)
                     allocation_id = _insert_allocation(conn, name, bucket, caller)
                     # Raises on failure, which rolls back the rows above. A bucket left by a failure
                     # after this point (or by a commit that may have happened after all) is ours
@@ -106,7 +109,7 @@ def unassign(bind: Engine, entity_id: int | str, caller: Caller) -> None:
     for _ in range(MAX_ATTEMPTS):
         try:
             with bind.begin() as conn:
-                _require_project(conn, project_id)
+                require_project(conn, project_id)
                 current = _association(conn, project_id)
                 change = plan_unassign(current, project_id)
                 if change is not None:

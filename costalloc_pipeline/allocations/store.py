@@ -45,7 +45,7 @@ def _entity_id(entity_id: int | str) -> int:
     return entity_id if isinstance(entity_id, int) else parse_entity_id(entity_id)
 
 
-def _require_project(conn: Connection, project_id: int) -> None:
+def require_project(conn: Connection, project_id: int) -> None:
     node_type = conn.execute(select(node.c.node_type).where(node.c.id == project_id)).scalar()
     if node_type is None:
         raise NotFound(f"entity {format_entity_id(project_id)} does not exist")

@@ -8,7 +8,8 @@
   tagged for expiry by the archive lifecycle rule.
 - I3: every archive the ledger recorded is still there within its retention period, and no managed
   bucket has a lifecycle rule that expires archives early or expires anything else.
-- I5: no ledger row names a bucket outside repository-managed storage.
+- I5: no ledger row names a bucket outside repository-managed storage (a retired cost allocation's
+  bucket was managed when its rows were written; archives it deleted on retirement are not lost).
 - Ledger: no move is left half-done: copied but not repointed (COPIED), repointed but the source not
   archived (REPOINTED). A run in progress shows its moves as half-done too: name it in
   `in_progress_runs`, or audit an idle repository.
@@ -28,6 +29,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection, func, select
 
+from costalloc_pipeline.allocations.retired import retired_buckets
 from costalloc_pipeline.audit.checks import (
     AuditedHandle,
     S3Errors,
@@ -113,6 +115,7 @@ def audit(
     in_progress_runs = in_progress_runs | live_runs(conn, now)
     placement = load_placement(conn)
     buckets = sorted(placement.managed_buckets)
+    retired = retired_buckets(conn)
     violations = Violations(sampled=sample is not None)
     violations.managed_handles = conn.execute(select(func.count()).where(*_managed(buckets))).scalar_one()
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
@@ -128,6 +131,8 @@ def audit(
             in_progress_runs,
             archives_overdue_before(now, archive_grace_seconds),
             violations,
+            retired=frozenset(retired),
+            expired=frozenset(bucket for bucket, expired in retired.items() if expired),
         )
         run.handles()
         run.archives()

@@ -58,6 +58,10 @@ class _Audit:
     in_progress_runs: frozenset[str]
     archives_due_before: dt.datetime
     violations: Violations
+    # Buckets of retired cost allocations (allocations/retired.py): their ledger rows were written
+    # while they were managed; in `expired` ones the archives were deleted on purpose.
+    retired: frozenset[str] = frozenset()
+    expired: frozenset[str] = frozenset()
 
     def handles(self) -> None:
         for rows in _batches(self.conn, _handles_query(self.buckets, self.sample), self.batch):
@@ -87,7 +91,8 @@ class _Audit:
         return {handle_id: problem for handle_id, problem in checked.items() if problem is not None}
 
     def archives(self) -> None:
-        for rows in _batches(self.conn, _archives_query(self.retention_days, self.sample), self.batch):
+        for batch in _batches(self.conn, _archives_query(self.retention_days, self.sample), self.batch):
+            rows = [row for row in batch if row[0] not in self.expired]
             self.violations.checked_archives += len(rows)
             problems = self.pool.map(lambda row: _check_archive(self.s3, row[0], row[1]), rows)
             for (_, _, handle_id), problem in zip(rows, problems, strict=False):
@@ -125,8 +130,8 @@ class _Audit:
             select(move_ledger.c.file_handle_id)
             .where(
                 or_(
-                    not_(move_ledger.c.source_bucket.in_(self.buckets)),
-                    not_(move_ledger.c.target_bucket.in_(self.buckets)),
+                    not_(move_ledger.c.source_bucket.in_([*self.buckets, *self.retired])),
+                    not_(move_ledger.c.target_bucket.in_([*self.buckets, *self.retired])),
                 )
             )
             .order_by(move_ledger.c.id)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
-from costalloc_pipeline.cli import admin, allocations, resume, seed, serve, verify
+from costalloc_pipeline.cli import admin, allocations, archives, billing, headroom, plan, resume, seed, serve, verify
 from costalloc_pipeline.errors import CostAllocError, one_line
 
 
@@ -18,7 +19,7 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (admin, serve, allocations, seed, verify, resume):
+    for module in (admin, serve, allocations, seed, verify, resume, plan, archives, billing, headroom):
         module.register(commands)
     return parser
 
@@ -33,6 +34,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         # A caller's mistake: one line and a non-zero status, never a traceback.
         print(one_line(error), file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # The reader stopped reading (`costalloc locate ... | head`): not an error to report. Python
+        # would complain once more while flushing stdout at exit, so stdout goes nowhere from here.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
 
 
 if __name__ == "__main__":

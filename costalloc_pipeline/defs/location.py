@@ -9,6 +9,7 @@ from costalloc_pipeline.defs import jobs, schedules, sensors
 from costalloc_pipeline.defs.assets import (
     checks,
     files_out_of_place,
+    headroom,
     invariants,
     recovery,
     relocation,
@@ -27,6 +28,7 @@ MODULES = (
     files_out_of_place,
     relocation,
     storage_report,
+    headroom,
     checks,
     invariants,
     recovery,
@@ -45,7 +47,13 @@ def build_resources(settings: Settings) -> dict[str, object]:
     )
     return {
         "settings": CostAllocSettings.from_settings(settings),
-        "repository": RepositoryDatabase(url=settings.repository_url),
+        "repository": RepositoryDatabase(
+            url=settings.repository_url,
+            cloudwatch_namespace=settings.cloudwatch_namespace,
+            cloudwatch_endpoint_url=settings.s3_endpoint_url,
+            cloudwatch_region=settings.s3_region,
+            embedded_data_dir=str(settings.data_dir) if embedded else None,
+        ),
         "replica": Database(url=settings.replica_url),
         "s3": s3,
         "parquet_io_manager": ParquetIOManager(

@@ -10,13 +10,11 @@ from costalloc_pipeline.mover.bundle import move_bundle
 from costalloc_pipeline.mover.recovery import TARGET_CHANGED, Interrupted, plan_resume
 from costalloc_pipeline.schema.repository import MoveState
 
-from .test_verify import environment  # noqa: F401 - the COSTALLOC_* environment fixture
-
 PROJECT = 10
 
 
 @pytest.fixture
-def repo(environment, entities):  # noqa: F811 - pytest passes the imported fixture by its name
+def repo(environment, entities):
     return make_repo(environment, entities)
 
 

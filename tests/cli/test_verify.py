@@ -17,21 +17,6 @@ PROJECT = 10
 
 
 @pytest.fixture
-def environment(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Settings:
-    """The command reads its configuration from COSTALLOC_* like it does in production."""
-    for name, value in {
-        "COSTALLOC_DATA_DIR": str(settings.data_dir),
-        "COSTALLOC_REPOSITORY_URL": settings.repository_url,
-        "COSTALLOC_REPLICA_URL": settings.replica_url,
-        "COSTALLOC_S3_ENDPOINT_URL": str(settings.s3_endpoint_url),
-        "COSTALLOC_STACK": settings.stack,
-        "COSTALLOC_ARCHIVE_GRACE_SECONDS": str(settings.archive_grace_seconds),
-    }.items():
-        monkeypatch.setenv(name, value)
-    return settings
-
-
-@pytest.fixture
 def repo(environment: Settings, entities):
     repo = make_repo(environment, entities)
     repo.project(PROJECT, "genomics")

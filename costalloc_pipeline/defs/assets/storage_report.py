@@ -3,7 +3,10 @@ and which associated projects still have files on their way."""
 
 import dagster as dg
 
+from costalloc_pipeline.defs.assets.headroom import headroom_metadata
 from costalloc_pipeline.defs.resources.databases import RepositoryDatabase
+from costalloc_pipeline.defs.resources.s3 import RepositoryS3
+from costalloc_pipeline.defs.resources.settings import CostAllocSettings
 from costalloc_pipeline.naming import format_entity_id
 from costalloc_pipeline.placement.progress import Progress
 from costalloc_pipeline.storage import BucketUsage
@@ -91,13 +94,22 @@ def moving_metadata(usage: list[BucketUsage], progress: list[Progress]) -> dict[
     description=(
         "Files and bytes of AVAILABLE handles in each cost allocation bucket and in the default bucket, "
         "from the live repository: what the bill will show; and the associated projects whose files are "
-        "still moving. Stores nothing; the numbers are plotted over time."
+        "still moving. Stores nothing; the numbers are plotted over time, and published as CloudWatch metrics "
+        "when COSTALLOC_CLOUDWATCH_NAMESPACE is set."
     ),
 )
-def cost_allocation_storage(repository: RepositoryDatabase) -> dg.MaterializeResult:
+def cost_allocation_storage(
+    context: dg.AssetExecutionContext, repository: RepositoryDatabase, s3: RepositoryS3, settings: CostAllocSettings
+) -> dg.MaterializeResult:
     usage = repository.bucket_usage()
     progress = repository.progress(repository.associated_projects())
-    return dg.MaterializeResult(metadata={**storage_metadata(usage), **moving_metadata(usage, progress)})
+    if published := repository.publish_storage_metrics(usage, progress):
+        context.log.info(f"published {published} CloudWatch metrics")
+    # The account's bucket headroom too (one ListBuckets): plotted beside the buckets it counts.
+    headroom = s3.bucket_headroom(repository.cost_allocation_buckets(), settings.bucket_quota)
+    return dg.MaterializeResult(
+        metadata={**storage_metadata(usage), **moving_metadata(usage, progress), **headroom_metadata(headroom)}
+    )
 
 
 defs = dg.Definitions(assets=[cost_allocation_storage])

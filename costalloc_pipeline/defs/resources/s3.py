@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from dagster_aws.s3 import S3Resource
 
 from costalloc_pipeline.embedded import ensure_embedded_s3
+from costalloc_pipeline.headroom import Headroom, measure, quotas_client
 from costalloc_pipeline.s3 import make_s3_client
 
 if TYPE_CHECKING:
@@ -20,8 +22,17 @@ class RepositoryS3(S3Resource):
     # first needed (not when the code location is imported). Unset for a configured endpoint.
     embedded_data_dir: str | None = None
 
+    def _endpoint(self) -> str | None:
+        if self.endpoint_url is None and self.embedded_data_dir is not None:
+            return ensure_embedded_s3(Path(self.embedded_data_dir))
+        return self.endpoint_url
+
     def get_client(self) -> S3Client:
-        endpoint = self.endpoint_url
-        if endpoint is None and self.embedded_data_dir is not None:
-            endpoint = ensure_embedded_s3(Path(self.embedded_data_dir))
-        return make_s3_client(endpoint, self.region_name or "us-east-1", self.max_pool_connections, self.max_attempts)
+        return make_s3_client(
+            self._endpoint(), self.region_name or "us-east-1", self.max_pool_connections, self.max_attempts
+        )
+
+    def bucket_headroom(self, allocation_buckets: Collection[str], fallback_quota: int) -> Headroom:
+        """The account's buckets against its quota (headroom.py), Service Quotas beside this S3."""
+        quotas = quotas_client(self._endpoint(), self.region_name or "us-east-1")
+        return measure(self.get_client(), quotas, fallback_quota, allocation_buckets)

@@ -9,6 +9,8 @@ from costalloc_pipeline.config import Settings
 from costalloc_pipeline.db import engine_for
 from costalloc_pipeline.defs.assets.storage_report import cost_allocation_storage
 from costalloc_pipeline.defs.resources.databases import RepositoryDatabase
+from costalloc_pipeline.defs.resources.s3 import RepositoryS3
+from costalloc_pipeline.defs.resources.settings import CostAllocSettings
 from costalloc_pipeline.schema.repository import FileStatus, files
 from costalloc_pipeline.storage import bucket_usage
 
@@ -30,12 +32,26 @@ def test_report_counts_available_handles_per_managed_bucket(settings, scenario):
     result = dg.materialize(
         [cost_allocation_storage],
         instance=dg.DagsterInstance.ephemeral(),
-        resources={"repository": RepositoryDatabase(url=settings.repository_url)},
+        resources={
+            "repository": RepositoryDatabase(url=settings.repository_url),
+            "s3": RepositoryS3(endpoint_url=settings.s3_endpoint_url, region_name=settings.s3_region),
+            "settings": CostAllocSettings.from_settings(settings),
+        },
     )
 
     assert result.success
     [materialization] = result.asset_materializations_for_node("cost_allocation_storage")
-    tables = ("buckets", "projects_moving")
+    # The bucket headroom's figures are tested in tests/headroom.
+    assert materialization.metadata["bucket_quota"].value == settings.bucket_quota
+    headroom = (
+        "buckets_used",
+        "bucket_quota",
+        "bucket_quota_source",
+        "bucket_headroom",
+        "buckets_percent_used",
+        "cost_allocation_buckets",
+    )
+    tables = ("buckets", "projects_moving", *headroom)
     metadata = {key: value.value for key, value in materialization.metadata.items() if key not in tables}
     # Default bucket: 8 handles of 100 bytes, 3 previews of 10, one of 4000 (external ones excluded).
     assert metadata == {

@@ -1,0 +1,1 @@
+"""Archived objects of handles: find them, restore them, make them live again."""
