@@ -32,6 +32,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from costalloc_pipeline.db import utcnow
 from costalloc_pipeline.errors import BadRequest
+from costalloc_pipeline.replica.statistics import analyze, should_analyze
 from costalloc_pipeline.schema.replica import (
     entity_replication,
     file_replication,
@@ -71,6 +72,8 @@ class ReplicationResult:
     total_bytes: int | None
     # Largest repository timestamp seen so far: where the next incremental refresh starts.
     high_water: dt.datetime | None
+    # Whether the table's planner statistics were refreshed after it (rule in replica/statistics.py).
+    analyzed: bool
 
 
 @dataclass(frozen=True)
@@ -218,13 +221,6 @@ def _empty(conn: Connection, table: Table) -> None:
         conn.execute(delete(table))
 
 
-def _analyze(conn: Connection, table: Table) -> None:
-    # After a reload the planner's statistics describe the old table (or an empty one), and it would
-    # pick nested loops for the million-row joins of files_out_of_place.
-    if conn.dialect.name == "postgresql":
-        conn.execute(text(f"ANALYZE {table.name}"))
-
-
 def _totals(conn: Connection, replication: _Replication) -> tuple[int, int | None]:
     table = replication.target
     if replication.sized:
@@ -266,10 +262,9 @@ def _refresh(
                 # every merge would scan them again.
                 _empty(write, staging)
         staging.drop(write)
-        if full:
-            _analyze(write, table)
         _save_watermark(write, table.name, high_water)
         total_rows, total_bytes = _totals(write, replication)
+    analyzed = should_analyze(rows_upserted, total_rows, full) and analyze(replica, table)
     return ReplicationResult(
         table=table.name,
         full_refresh=full,
@@ -279,6 +274,7 @@ def _refresh(
         total_rows=total_rows,
         total_bytes=total_bytes,
         high_water=high_water,
+        analyzed=analyzed,
     )
 
 

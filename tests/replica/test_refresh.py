@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+from typing import NamedTuple
 
 import pytest
 from helpers.repository_builder import RepositoryBuilder, bootstrapped_builder
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, select, text, update
 
 from costalloc_pipeline.config import Settings
 from costalloc_pipeline.db import dispose_engine, engine_for
@@ -16,6 +17,7 @@ from costalloc_pipeline.replica.refresh import (
     refresh_entity_replication,
     refresh_file_replication,
 )
+from costalloc_pipeline.replica.statistics import ANALYZE_ROWS, should_analyze
 from costalloc_pipeline.schema.migrate import upgrade
 from costalloc_pipeline.schema.replica import entity_replication, file_replication, replication_watermark
 from costalloc_pipeline.schema.repository import files, node, node_revision
@@ -222,3 +224,69 @@ def test_concurrent_refreshes_both_succeed_and_agree(settings, builder):
 
     assert errors == []
     assert len(_entities(settings)) == 10 and len(_handles(settings)) == 10
+
+
+class Statistics(NamedTuple):
+    # PostgreSQL's count and time of manual ANALYZEs of the table (None on SQLite, which keeps none).
+    analyze_count: int | None
+    last_analyze: dt.datetime | None
+    # The row count the planner's statistics describe: reltuples, or sqlite_stat1's first figure.
+    rows: int | None
+
+
+def _statistics(settings: Settings, table: str) -> Statistics:
+    # A new transaction each time: PostgreSQL caches the statistics views for a transaction.
+    with engine_for(settings.replica_url).connect() as conn:
+        if conn.dialect.name == "postgresql":
+            count, last, rows = conn.execute(
+                text(
+                    "SELECT s.analyze_count, s.last_analyze, c.reltuples FROM pg_stat_user_tables s"
+                    " JOIN pg_class c ON c.oid = s.relid WHERE s.relname = :table"
+                ),
+                {"table": table},
+            ).one()
+            # reltuples is -1 until the table is first analyzed.
+            return Statistics(count, last, None if rows < 0 else int(rows))
+        stats = conn.execute(text("SELECT stat FROM sqlite_stat1 WHERE tbl = :table"), {"table": table}).scalars()
+        counts = {int(stat.split()[0]) for stat in stats}
+        assert len(counts) <= 1, counts
+        return Statistics(None, None, counts.pop() if counts else None)
+
+
+def test_the_analyze_rule_is_a_tenth_of_the_table_or_a_fixed_number_of_rows():
+    assert should_analyze(0, 0, full_refresh=True)
+    assert not should_analyze(0, 0, full_refresh=False)
+    assert not should_analyze(10, 100, full_refresh=False)
+    assert should_analyze(11, 100, full_refresh=False)
+    assert not should_analyze(ANALYZE_ROWS - 1, 1000 * ANALYZE_ROWS, full_refresh=False)
+    assert should_analyze(ANALYZE_ROWS, 1000 * ANALYZE_ROWS, full_refresh=False)
+
+
+def test_statistics_are_refreshed_after_an_incremental_refresh_that_changes_many_rows(settings, builder):
+    builder.file_entity(builder.project(), *(builder.handle() for _ in range(20)))
+    entities, handles = _refresh(settings)
+    assert entities.analyzed and handles.analyzed
+    loaded = _statistics(settings, "file_replication")
+    assert loaded.rows == 20
+
+    # One new handle in 21 rows: under a tenth, the statistics are left as they are.
+    builder.handle()
+    entities, handles = _refresh(settings)
+    assert handles.rows_upserted == 1
+    assert not handles.analyzed and not entities.analyzed
+    assert _statistics(settings, "file_replication") == loaded
+
+    # Ten new handles in 31 rows: a third of the table.
+    for _ in range(10):
+        builder.handle()
+    entities, handles = _refresh(settings)
+    assert handles.rows_upserted == 10 and handles.total_rows == 31
+    assert handles.analyzed and not entities.analyzed
+    refreshed = _statistics(settings, "file_replication")
+    assert refreshed.rows == 31
+    if loaded.analyze_count is not None:
+        assert refreshed.analyze_count == loaded.analyze_count + 1
+        assert refreshed.last_analyze is not None and loaded.last_analyze is not None
+        assert refreshed.last_analyze > loaded.last_analyze
+    # The entity table, unchanged, kept the statistics of its load.
+    assert _statistics(settings, "entity_replication").rows == 20

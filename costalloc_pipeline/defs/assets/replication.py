@@ -21,6 +21,7 @@ def _metadata(result: ReplicationResult) -> dict[str, dg.MetadataValue]:
         "rows_read": dg.MetadataValue.int(result.rows_read),
         "total_rows": dg.MetadataValue.int(result.total_rows),
         "full_refresh": dg.MetadataValue.bool(result.full_refresh),
+        "analyzed": dg.MetadataValue.bool(result.analyzed),
     }
     if result.total_bytes is not None:
         metadata["total_bytes"] = dg.MetadataValue.int(result.total_bytes)

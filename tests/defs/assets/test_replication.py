@@ -42,10 +42,12 @@ def test_incremental_then_full_refresh_report_rows_and_bytes(settings, builder):
     assert first["file_replication"]["rows_upserted"] == 2
     assert first["file_replication"]["total_bytes"] == 5007
     assert first["file_replication"]["full_refresh"] is True
+    assert first["file_replication"]["analyzed"] is True
 
     again = _materialize(settings, instance)
     assert again["entity_replication"]["rows_upserted"] == again["file_replication"]["rows_upserted"] == 0
     assert again["file_replication"]["full_refresh"] is False
+    assert again["file_replication"]["analyzed"] is False
     assert again["file_replication"]["total_rows"] == 2
 
     full = _materialize(settings, instance, full_refresh=True)
