@@ -16,14 +16,13 @@ from dataclasses import dataclass
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
-import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from sqlalchemy import Connection, select
 
 from costalloc_pipeline.config import Settings
 from costalloc_pipeline.errors import Unavailable
-from costalloc_pipeline.s3 import local_credentials
+from costalloc_pipeline.s3 import aws_client
 from costalloc_pipeline.schema.repository import cost_allocation
 
 if TYPE_CHECKING:
@@ -110,13 +109,8 @@ def quota_region(s3_region: str) -> str:
 def quotas_client(endpoint_url: str | None, s3_region: str) -> ServiceQuotasClient:
     """Service Quotas beside the S3 endpoint (moto's server answers every service on one port).
     Two attempts: a quota that cannot be read falls back, it does not hold up an assign."""
-    client: ServiceQuotasClient = boto3.session.Session().client(
-        "service-quotas",
-        endpoint_url=endpoint_url,
-        region_name=quota_region(s3_region),
-        config=Config(retries={"mode": "standard", "max_attempts": 2}),
-        **local_credentials(endpoint_url),
-    )
+    config = Config(retries={"mode": "standard", "max_attempts": 2})
+    client: ServiceQuotasClient = aws_client("service-quotas", endpoint_url, quota_region(s3_region), config)
     return client
 
 

@@ -1,9 +1,10 @@
-"""boto3 clients for the repository's S3, real or the embedded moto server."""
+"""boto3 clients for the repository's S3, real or the embedded moto server, and for the other AWS
+services costalloc asks (Cost Explorer, CloudWatch, Service Quotas), built the same way."""
 
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.config import Config
@@ -33,17 +34,20 @@ def local_credentials(endpoint_url: str | None) -> dict[str, str]:
     return {}
 
 
+def aws_client(service: str, endpoint_url: str | None, region: str, config: Config) -> Any:
+    """A client of `service` at the repository's endpoint: on a local one (moto's server answers
+    every service on one port) with moto's throwaway credentials, else with the usual AWS chain.
+
+    boto3 itself is untyped (no boto3-stubs): callers annotate the result with the stubs' type."""
+    return boto3.session.Session().client(
+        service, endpoint_url=endpoint_url, region_name=region, config=config, **local_credentials(endpoint_url)
+    )
+
+
 def make_s3_client(
     endpoint_url: str | None, region: str, max_pool_connections: int = 10, max_attempts: int = 8
 ) -> S3Client:
-    # boto3 itself is untyped (no boto3-stubs): the annotation gives its client the stubs' type.
-    client: S3Client = boto3.session.Session().client(
-        "s3",
-        endpoint_url=endpoint_url,
-        region_name=region,
-        config=client_config(max_pool_connections, max_attempts),
-        **local_credentials(endpoint_url),
-    )
+    client: S3Client = aws_client("s3", endpoint_url, region, client_config(max_pool_connections, max_attempts))
     return client
 
 

@@ -9,12 +9,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from costalloc_pipeline.config import Settings
-from costalloc_pipeline.s3 import local_credentials
+from costalloc_pipeline.s3 import aws_client
 
 if TYPE_CHECKING:
     from mypy_boto3_ce import CostExplorerClient
@@ -29,24 +28,12 @@ def _config() -> Config:
 
 
 def cost_explorer_client(settings: Settings) -> CostExplorerClient:
-    client: CostExplorerClient = boto3.session.Session().client(
-        "ce",
-        endpoint_url=settings.s3_endpoint_url,
-        region_name=COST_EXPLORER_REGION,
-        config=_config(),
-        **local_credentials(settings.s3_endpoint_url),
-    )
+    client: CostExplorerClient = aws_client("ce", settings.s3_endpoint_url, COST_EXPLORER_REGION, _config())
     return client
 
 
 def cloudwatch_client(endpoint_url: str | None, region: str) -> CloudWatchClient:
-    client: CloudWatchClient = boto3.session.Session().client(
-        "cloudwatch",
-        endpoint_url=endpoint_url,
-        region_name=region,
-        config=_config(),
-        **local_credentials(endpoint_url),
-    )
+    client: CloudWatchClient = aws_client("cloudwatch", endpoint_url, region, _config())
     return client
 
 
