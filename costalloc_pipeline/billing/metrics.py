@@ -15,15 +15,12 @@ from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
 from botocore.exceptions import BotoCoreError, ClientError
-from sqlalchemy import Engine
 
 from costalloc_pipeline.billing.aws import describe
 from costalloc_pipeline.buckets import DEFAULT_BUCKET_TAG_VALUE
-from costalloc_pipeline.changes import associated_projects
 from costalloc_pipeline.errors import Unavailable
 from costalloc_pipeline.naming import format_entity_id
-from costalloc_pipeline.placement.progress import Progress, project_progress
-from costalloc_pipeline.placement.rule import load_placement
+from costalloc_pipeline.placement.progress import Progress
 from costalloc_pipeline.storage import BucketUsage
 
 if TYPE_CHECKING:
@@ -100,10 +97,3 @@ def publish_storage(
     except (ClientError, BotoCoreError) as error:
         raise Unavailable(f"CloudWatch refused the storage metrics: {describe(error)}") from None
     return len(data)
-
-
-def associated_progress(repository: Engine) -> list[Progress]:
-    """Every associated project's progress, against one placement read once."""
-    with repository.connect() as conn:
-        placement = load_placement(conn)
-        return [project_progress(conn, project_id, placement) for project_id in associated_projects(conn)]

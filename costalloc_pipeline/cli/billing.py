@@ -15,13 +15,14 @@ import sys
 
 from costalloc_pipeline.billing import cost_explorer
 from costalloc_pipeline.billing.aws import cloudwatch_client, cost_explorer_client
-from costalloc_pipeline.billing.metrics import associated_progress, publish_storage
+from costalloc_pipeline.billing.metrics import publish_storage
 from costalloc_pipeline.billing.report import BucketStorage, StorageReport, storage_report
 from costalloc_pipeline.buckets import COST_ALLOCATION_TAG
 from costalloc_pipeline.cli.admin import require_initialised
 from costalloc_pipeline.config import Settings
 from costalloc_pipeline.db import engine_for
 from costalloc_pipeline.errors import BadRequest, ConfigError
+from costalloc_pipeline.placement.progress import projects_progress
 from costalloc_pipeline.runtime import resolve_settings
 from costalloc_pipeline.s3 import s3_client
 from costalloc_pipeline.storage import bucket_usage
@@ -75,9 +76,9 @@ def publish(settings: Settings) -> int:
     """Puts the live figures and each associated project's into CloudWatch; how many data."""
     repository = engine_for(settings.repository_url)
     cloudwatch = cloudwatch_client(settings.s3_endpoint_url, settings.s3_region)
-    return publish_storage(
-        cloudwatch, settings.cloudwatch_namespace, bucket_usage(repository), associated_progress(repository)
-    )
+    with repository.connect() as conn:
+        progress = projects_progress(conn)
+    return publish_storage(cloudwatch, settings.cloudwatch_namespace, bucket_usage(repository), progress)
 
 
 def run_storage(args: argparse.Namespace) -> int:

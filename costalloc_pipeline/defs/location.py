@@ -9,7 +9,6 @@ from costalloc_pipeline.defs import jobs, schedules, sensors
 from costalloc_pipeline.defs.assets import (
     checks,
     files_out_of_place,
-    headroom,
     invariants,
     recovery,
     relocation,
@@ -28,7 +27,6 @@ MODULES = (
     files_out_of_place,
     relocation,
     storage_report,
-    headroom,
     checks,
     invariants,
     recovery,

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 
 from sqlalchemy import Connection, func, select
 
+from costalloc_pipeline.changes import associated_projects
 from costalloc_pipeline.placement.rule import (
     Placement,
     live_condition,
     live_references,
+    load_placement,
     project_handle_ids,
     repository_references,
 )
@@ -102,3 +105,10 @@ def project_progress(conn: Connection, project_id: int, placement: Placement) ->
         moved_bytes=int(moved_bytes),
         failed_files=len(failed & still_misplaced),
     )
+
+
+def projects_progress(conn: Connection, project_ids: Iterable[int] | None = None) -> list[Progress]:
+    """Each project's progress (by default every associated project's), against one placement read once."""
+    placement = load_placement(conn)
+    wanted = associated_projects(conn) if project_ids is None else project_ids
+    return [project_progress(conn, project_id, placement) for project_id in wanted]

@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 
 from costalloc_pipeline.cli import main
 from costalloc_pipeline.db import engine_for
-from costalloc_pipeline.defs.assets.headroom import bucket_headroom
+from costalloc_pipeline.defs.assets.headroom import headroom_check_result
 from costalloc_pipeline.defs.resources.databases import RepositoryDatabase
 from costalloc_pipeline.defs.resources.s3 import RepositoryS3
 from costalloc_pipeline.defs.resources.settings import CostAllocSettings
@@ -110,12 +110,12 @@ def test_the_check_warns_from_80_percent(settings, admin_token, quota, passed):
     s3 = s3_client(settings)
     s3.create_bucket(Bucket="other-a")
     s3.create_bucket(Bucket="other-b")
-    # The check's function called with real resources: what a run does, without a Dagster instance.
-    result = bucket_headroom(
-        repository=RepositoryDatabase(url=settings.repository_url),
-        s3=RepositoryS3(endpoint_url=settings.s3_endpoint_url, region_name="us-east-1"),
-        settings=CostAllocSettings.from_settings(settings.with_changes(bucket_quota=quota)),
+    # The check's result from the headroom the storage report measures with its real resources.
+    headroom = RepositoryS3(endpoint_url=settings.s3_endpoint_url, region_name="us-east-1").bucket_headroom(
+        RepositoryDatabase(url=settings.repository_url).cost_allocation_buckets(),
+        CostAllocSettings.from_settings(settings.with_changes(bucket_quota=quota)).bucket_quota,
     )
+    result = headroom_check_result(headroom)
     assert result.passed is passed
     assert result.severity == dg.AssetCheckSeverity.WARN
     assert result.metadata["buckets_used"].value == 3

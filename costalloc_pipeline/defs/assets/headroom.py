@@ -1,11 +1,9 @@
 """The account's bucket headroom, checked with every storage report: a WARN from 80 % of the
-general purpose bucket quota on, before new cost allocations start to be refused (503)."""
+general purpose bucket quota on, before new cost allocations start to be refused (503). The check
+is a spec of the storage report asset (storage_report.py), which measures the headroom once."""
 
 import dagster as dg
 
-from costalloc_pipeline.defs.resources.databases import RepositoryDatabase
-from costalloc_pipeline.defs.resources.s3 import RepositoryS3
-from costalloc_pipeline.defs.resources.settings import CostAllocSettings
 from costalloc_pipeline.headroom import WARN_PERCENT, Headroom
 
 
@@ -21,24 +19,23 @@ def headroom_metadata(headroom: Headroom) -> dict[str, dg.MetadataValue]:
     }
 
 
-@dg.asset_check(
-    # By key: the storage report imports this module's metadata.
-    asset=dg.AssetKey("cost_allocation_storage"),
+# Checked by the storage report itself, from the listing it makes for its own figures: one
+# ListBuckets a report, not one for the report and another for the check.
+BUCKET_HEADROOM = dg.AssetCheckSpec(
+    "bucket_headroom",
+    asset="cost_allocation_storage",
     description=(
         f"The AWS account's general purpose buckets against its quota: WARN from {WARN_PERCENT:.0f} % on "
         "(raise the quota in Service Quotas, s3 L-DC2B2D3D, or retire unused cost allocations)."
     ),
 )
-def bucket_headroom(
-    repository: RepositoryDatabase, s3: RepositoryS3, settings: CostAllocSettings
-) -> dg.AssetCheckResult:
-    headroom = s3.bucket_headroom(repository.cost_allocation_buckets(), settings.bucket_quota)
+
+
+def headroom_check_result(headroom: Headroom) -> dg.AssetCheckResult:
     return dg.AssetCheckResult(
+        check_name=BUCKET_HEADROOM.name,
         passed=not headroom.near_quota,
         severity=dg.AssetCheckSeverity.WARN,
         description=headroom.summary(),
         metadata=headroom_metadata(headroom),
     )
-
-
-defs = dg.Definitions(asset_checks=[bucket_headroom])

@@ -3,7 +3,7 @@ and which associated projects still have files on their way."""
 
 import dagster as dg
 
-from costalloc_pipeline.defs.assets.headroom import headroom_metadata
+from costalloc_pipeline.defs.assets.headroom import BUCKET_HEADROOM, headroom_check_result, headroom_metadata
 from costalloc_pipeline.defs.resources.databases import RepositoryDatabase
 from costalloc_pipeline.defs.resources.s3 import RepositoryS3
 from costalloc_pipeline.defs.resources.settings import CostAllocSettings
@@ -91,6 +91,7 @@ def moving_metadata(usage: list[BucketUsage], progress: list[Progress]) -> dict[
 @dg.asset(
     group_name="reports",
     kinds={"sql"},
+    check_specs=[BUCKET_HEADROOM],
     description=(
         "Files and bytes of AVAILABLE handles in each cost allocation bucket and in the default bucket, "
         "from the live repository: what the bill will show; and the associated projects whose files are "
@@ -102,13 +103,15 @@ def cost_allocation_storage(
     context: dg.AssetExecutionContext, repository: RepositoryDatabase, s3: RepositoryS3, settings: CostAllocSettings
 ) -> dg.MaterializeResult:
     usage = repository.bucket_usage()
-    progress = repository.progress(repository.associated_projects())
+    progress = repository.associated_progress()
     if published := repository.publish_storage_metrics(usage, progress):
         context.log.info(f"published {published} CloudWatch metrics")
-    # The account's bucket headroom too (one ListBuckets): plotted beside the buckets it counts.
+    # The account's bucket headroom too (one ListBuckets): plotted beside the buckets it counts, and
+    # judged by the report's own check.
     headroom = s3.bucket_headroom(repository.cost_allocation_buckets(), settings.bucket_quota)
     return dg.MaterializeResult(
-        metadata={**storage_metadata(usage), **moving_metadata(usage, progress), **headroom_metadata(headroom)}
+        metadata={**storage_metadata(usage), **moving_metadata(usage, progress), **headroom_metadata(headroom)},
+        check_results=[headroom_check_result(headroom)],
     )
 
 

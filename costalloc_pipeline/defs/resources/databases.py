@@ -13,8 +13,7 @@ from costalloc_pipeline.billing.aws import cloudwatch_client
 from costalloc_pipeline.db import engine_for
 from costalloc_pipeline.embedded import ensure_embedded_s3
 from costalloc_pipeline.mover import ledger
-from costalloc_pipeline.placement.progress import Progress, project_progress
-from costalloc_pipeline.placement.rule import load_placement
+from costalloc_pipeline.placement.progress import Progress, projects_progress
 
 
 class Database(dg.ConfigurableResource):
@@ -52,8 +51,12 @@ class RepositoryDatabase(Database):
     def progress(self, project_ids: list[int]) -> list[Progress]:
         """Each project's way to zero misplaced bytes, against one placement read once."""
         with self.engine.connect() as conn:
-            placement = load_placement(conn)
-            return [project_progress(conn, project_id, placement) for project_id in project_ids]
+            return projects_progress(conn, project_ids)
+
+    def associated_progress(self) -> list[Progress]:
+        """Every associated project's progress."""
+        with self.engine.connect() as conn:
+            return projects_progress(conn)
 
     def run_progress(self, before: Progress, run_id: str) -> Progress:
         """`before` (the project's progress when the run began) advanced by what the run moved since."""
