@@ -8,7 +8,7 @@ from sqlalchemy import Connection, insert, select, text
 
 from costalloc_pipeline.buckets import DEFAULT_BUCKET_TAG_VALUE, provision_bucket
 from costalloc_pipeline.config import Settings
-from costalloc_pipeline.db import engine_for, utcnow
+from costalloc_pipeline.db import engine_for, insert_id, utcnow
 from costalloc_pipeline.s3 import s3_client
 from costalloc_pipeline.schema.migrate import upgrade_all
 from costalloc_pipeline.schema.repository import (
@@ -36,9 +36,10 @@ def ensure_principal(conn: Connection, user_name: str) -> int:
     found: int | None = conn.execute(select(principal.c.id).where(principal.c.user_name == user_name)).scalar()
     if found is not None:
         return found
-    principal_id: int = conn.execute(
-        insert(principal).values(user_name=user_name, created_on=utcnow()).returning(principal.c.id)
-    ).scalar_one()
+    principal_id = insert_id(
+        conn,
+        insert(principal).values(user_name=user_name, created_on=utcnow()),
+    )
     return principal_id
 
 

@@ -6,19 +6,28 @@ import datetime as dt
 import uuid
 from pathlib import Path
 
-from sqlalchemy import Engine, create_engine, event
-from sqlalchemy.engine import make_url
+from sqlalchemy import Connection, Engine, Insert, create_engine, event
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.pool import ConnectionPoolEntry
 
 
 def utcnow() -> dt.datetime:
-    """Naive UTC: both SQLite and PostgreSQL store it the same way."""
+    """Naive UTC: SQLite, PostgreSQL and MySQL store it the same way."""
     return dt.datetime.now(dt.UTC).replace(tzinfo=None)
 
 
 def new_etag() -> str:
     return str(uuid.uuid4())
+
+
+def insert_id(conn: Connection, statement: Insert) -> int:
+    """Inserts one row and returns its generated primary key: by RETURNING where the database has
+    it, by the driver's last row id on MySQL 8, which has no INSERT ... RETURNING."""
+    key = conn.execute(statement).inserted_primary_key
+    if key is None or key[0] is None:
+        raise RuntimeError(f"the database returned no id for {statement.table}")
+    return int(key[0])
 
 
 def _sqlite_pragmas(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEntry) -> None:
@@ -30,8 +39,23 @@ def _sqlite_pragmas(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEn
     cursor.close()
 
 
+def _mysql_url(parsed: URL) -> URL:
+    """PyMySQL, the driver the project declares, unless the URL names another; utf8mb4 always (the
+    server's default may be a 3-byte utf8 that cannot store every key)."""
+    if "+" not in parsed.drivername:
+        parsed = parsed.set(drivername=f"{parsed.drivername}+pymysql")
+    return parsed.update_query_dict({"charset": "utf8mb4"})
+
+
 def make_engine(url: str) -> Engine:
     parsed = make_url(url)
+    if parsed.get_backend_name() in ("mysql", "mariadb"):
+        # READ COMMITTED, as on PostgreSQL: under MySQL's default REPEATABLE READ a transaction
+        # would go on reading the snapshot of its first read, and a lease or an etag another run
+        # changed since would look unchanged to the checks made before each write.
+        return create_engine(
+            _mysql_url(parsed), isolation_level="READ COMMITTED", pool_pre_ping=True, pool_size=10, max_overflow=20
+        )
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)

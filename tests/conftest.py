@@ -1,4 +1,4 @@
-"""Real parts for every test: moto's S3 server over HTTP, SQLite files and PostgreSQL over TCP."""
+"""Real parts for every test: moto's S3 server over HTTP, SQLite files, PostgreSQL and MariaDB over TCP."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ from costalloc_pipeline.schema.migrate import upgrade_all
 POSTGRES_ADMIN_URL = os.environ.get(
     "COSTALLOC_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 )
+MARIADB_ADMIN_URL = os.environ.get("COSTALLOC_TEST_MARIADB_URL", "mysql+pymysql://root@127.0.0.1:3306/test")
 
 _worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
 _counter = itertools.count()
@@ -46,13 +47,17 @@ def s3_endpoint(moto_endpoint: str) -> str:
     return moto_endpoint
 
 
-def _postgres_admin():
-    engine = create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+def _admin(url: str, server: str):
+    engine = create_engine(url, isolation_level="AUTOCOMMIT")
     try:
         engine.connect().close()
     except Exception as error:  # noqa: BLE001 - any failure to reach it is a test failure
-        pytest.fail(f"PostgreSQL is required for these tests and is unreachable at {POSTGRES_ADMIN_URL}: {error}")
+        pytest.fail(f"{server} is required for these tests and is unreachable at {url}: {error}")
     return engine
+
+
+def _postgres_admin():
+    return _admin(POSTGRES_ADMIN_URL, "PostgreSQL")
 
 
 @pytest.fixture(scope="session")
@@ -95,6 +100,59 @@ def _postgres_database(template: str | None) -> Iterator[str]:
     admin.dispose()
 
 
+def _mariadb_admin():
+    return _admin(MARIADB_ADMIN_URL, "MariaDB")
+
+
+def _mariadb_url(name: str) -> str:
+    return make_url(MARIADB_ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+
+
+@pytest.fixture(scope="session")
+def mariadb_template() -> Iterator[str]:
+    """A database migrated once per session; each test copies its tables (MySQL has no template
+    databases: CREATE TABLE ... LIKE copies columns, collations and indexes)."""
+    admin = _mariadb_admin()
+    name = f"costalloc_tmpl_{_worker}_{os.getpid()}"
+    with admin.connect() as conn:
+        conn.execute(text(f"DROP DATABASE IF EXISTS `{name}`"))
+        conn.execute(text(f"CREATE DATABASE `{name}`"))
+    url = _mariadb_url(name)
+    upgrade_all(url, url)
+    dispose_engine(url)
+    yield name
+    with admin.connect() as conn:
+        conn.execute(text(f"DROP DATABASE IF EXISTS `{name}`"))
+    admin.dispose()
+
+
+def _mariadb_database(template: str | None) -> Iterator[str]:
+    admin = _mariadb_admin()
+    name = f"costalloc_t_{_worker}_{os.getpid()}_{next(_counter)}"
+    with admin.connect() as conn:
+        conn.execute(text(f"DROP DATABASE IF EXISTS `{name}`"))
+        conn.execute(text(f"CREATE DATABASE `{name}`"))
+        tables = conn.execute(
+            text("SELECT table_name FROM information_schema.tables WHERE table_schema = :schema"), {"schema": template}
+        ).scalars()
+        for table in list(tables) if template else []:
+            conn.execute(text(f"CREATE TABLE `{name}`.`{table}` LIKE `{template}`.`{table}`"))
+            if table.startswith("alembic_version"):
+                conn.execute(text(f"INSERT INTO `{name}`.`{table}` SELECT * FROM `{template}`.`{table}`"))
+    url = _mariadb_url(name)
+    yield url
+    dispose_engine(url)
+    with admin.connect() as conn:
+        conn.execute(text(f"DROP DATABASE IF EXISTS `{name}`"))
+    admin.dispose()
+
+
+@pytest.fixture
+def empty_mariadb_url() -> Iterator[str]:
+    """A new MariaDB database with no schema at all."""
+    yield from _mariadb_database(None)
+
+
 @pytest.fixture
 def empty_postgres_url() -> Iterator[str]:
     """A new PostgreSQL database with no schema at all (for Dagster's own storage, say)."""
@@ -110,6 +168,8 @@ def database_url(request, tmp_path) -> Iterator[str]:
         url = f"sqlite:///{path}"
         yield url
         dispose_engine(url)
+    elif request.param == "mariadb":
+        yield from _mariadb_database(request.getfixturevalue("mariadb_template"))
     else:
         yield from _postgres_database(request.getfixturevalue("postgres_template"))
 

@@ -11,7 +11,7 @@ from sqlalchemy import ColumnElement, Connection, Engine, and_, delete, insert, 
 from costalloc_pipeline.allocations.model import Association, CostAllocation
 from costalloc_pipeline.allocations.planning import AssociationChange
 from costalloc_pipeline.auth import Caller
-from costalloc_pipeline.db import new_etag, utcnow
+from costalloc_pipeline.db import insert_id, new_etag, utcnow
 from costalloc_pipeline.errors import Conflict, NotFound
 from costalloc_pipeline.naming import format_entity_id, parse_entity_id
 from costalloc_pipeline.schema.repository import (
@@ -109,19 +109,16 @@ def _load_allocation(conn: Connection, allocation_id: int) -> CostAllocation:
 def _log_change(
     conn: Connection, project_id: int, change: AssociationChange, changed_by: int | None, now: dt.datetime
 ) -> int:
-    # The table's columns are untyped (Any): the annotation states what the id column holds.
-    change_id: int = conn.execute(
-        insert(cost_allocation_change)
-        .values(
+    return insert_id(
+        conn,
+        insert(cost_allocation_change).values(
             project_id=project_id,
             cost_allocation_id=change.cost_allocation_id,
             state=change.state.value,
             changed_by=changed_by,
             changed_on=now,
-        )
-        .returning(cost_allocation_change.c.id)
-    ).scalar_one()
-    return change_id
+        ),
+    )
 
 
 def _apply(
@@ -172,21 +169,20 @@ def _insert_allocation(conn: Connection, name: str, bucket: str, caller: Caller)
     if taken is not None:
         raise Conflict(f"bucket {bucket} is already used by storage location {taken.id}")
     now = utcnow()
-    location_id = conn.execute(
-        insert(storage_location)
-        .values(bucket=bucket, upload_type="S3", description=f"cost allocation {name}", created_on=now)
-        .returning(storage_location.c.id)
-    ).scalar_one()
-    allocation_id: int = conn.execute(
-        insert(cost_allocation)
-        .values(
+    location_id = insert_id(
+        conn,
+        insert(storage_location).values(
+            bucket=bucket, upload_type="S3", description=f"cost allocation {name}", created_on=now
+        ),
+    )
+    return insert_id(
+        conn,
+        insert(cost_allocation).values(
             name=name,
             bucket=bucket,
             storage_location_id=location_id,
             created_by=caller.principal_id,
             created_on=now,
             etag=new_etag(),
-        )
-        .returning(cost_allocation.c.id)
-    ).scalar_one()
-    return allocation_id
+        ),
+    )

@@ -10,6 +10,7 @@ from sqlalchemy import ColumnElement, Connection, Row, Select, and_, func, selec
 
 from costalloc_pipeline.db import utcnow
 from costalloc_pipeline.placement.rule import live_condition
+from costalloc_pipeline.schema.ddl import is_mysql
 from costalloc_pipeline.schema.repository import MoveState, files, move_ledger
 
 # A handle's id, bucket, key, size and MD5 (_HANDLE_COLUMNS); an archive's bucket, key and a handle id.
@@ -81,6 +82,18 @@ def _moved_etags(conn: Connection, handle_ids: Sequence[int]) -> dict[int, str]:
 
 
 def _batches(conn: Connection, query: Select[_Columns], batch: int) -> Iterator[list[Row[_Columns]]]:
+    if is_mysql(conn.dialect):
+        # The audit queries the ledger between batches, and a statement on the connection of a
+        # PyMySQL stream ends the stream: the rows not yet read are dropped, with only a warning.
+        # The stream gets a connection of its own (READ COMMITTED: each statement sees what was
+        # committed when it began, on one connection or two).
+        with conn.engine.connect() as reader:
+            yield from _stream(reader, query, batch)
+        return
+    yield from _stream(conn, query, batch)
+
+
+def _stream(conn: Connection, query: Select[_Columns], batch: int) -> Iterator[list[Row[_Columns]]]:
     result = conn.execution_options(stream_results=True, yield_per=batch).execute(query)
     for rows in result.partitions():
         yield list(rows)

@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, func, insert, or_, select, update
 
-from costalloc_pipeline.db import utcnow
+from costalloc_pipeline.db import insert_id, utcnow
 from costalloc_pipeline.mover.handles import Handle
 from costalloc_pipeline.placement.rule import Target
 from costalloc_pipeline.schema.repository import MoveState, move_ledger
@@ -41,6 +41,10 @@ def start(conn: Connection, run_id: str, project_id: int, handles: Sequence[Hand
         }
         for h in handles
     ]
+    if not conn.dialect.insert_executemany_returning_sort_by_parameter_order:
+        # MySQL 8 has no INSERT ... RETURNING: a row at a time, each with its own id (a bundle is
+        # at most a few hundred rows, next to as many S3 copies).
+        return {h.id: insert_id(conn, insert(move_ledger).values(row)) for h, row in zip(handles, rows, strict=True)}
     result = conn.execute(
         insert(move_ledger).returning(move_ledger.c.id, move_ledger.c.file_handle_id, sort_by_parameter_order=True),
         rows,

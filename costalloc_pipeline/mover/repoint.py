@@ -13,6 +13,9 @@ from sqlalchemy import (
     bindparam,
     column,
     func,
+    literal,
+    select,
+    union_all,
     update,
     values,
 )
@@ -20,6 +23,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 
 from costalloc_pipeline.db import utcnow
 from costalloc_pipeline.placement.rule import Target
+from costalloc_pipeline.schema.ddl import is_mysql
 from costalloc_pipeline.schema.repository import files
 
 # Three bound parameters a row: well under SQLite's and PostgreSQL's limits.
@@ -51,6 +55,18 @@ def _changes(conn: Connection, batch: Sequence[Repoint]) -> FromClause:
             .table_valued(*_CHANGE_COLUMNS)
             .render_derived(name="changes")
         )
+    if is_mysql(conn.dialect):
+        # MySQL takes neither a VALUES list in a WITH before an UPDATE nor a table function: a
+        # derived table of one SELECT a row, joined by the multiple-table UPDATE.
+        rows = [
+            select(
+                literal(m.handle_id, BigInteger).label("id"),
+                literal(m.etag_before, String).label("etag_before"),
+                literal(m.etag_after, String).label("etag_after"),
+            )
+            for m in batch
+        ]
+        return union_all(*rows).subquery("changes")
     return (
         values(*_CHANGE_COLUMNS, name="changes")
         .data([(m.handle_id, m.etag_before, m.etag_after) for m in batch])
@@ -63,7 +79,8 @@ def repoint(conn: Connection, moves: Sequence[Repoint], target: Target) -> set[i
     done: set[int] = set()
     now = utcnow()
     for start in range(0, len(moves), _BATCH):
-        changes = _changes(conn, moves[start : start + _BATCH])
+        batch = moves[start : start + _BATCH]
+        changes = _changes(conn, batch)
         statement = (
             update(files)
             .where(files.c.id == changes.c.id, files.c.etag == changes.c.etag_before)
@@ -73,7 +90,19 @@ def repoint(conn: Connection, moves: Sequence[Repoint], target: Target) -> set[i
                 storage_location_id=target.storage_location_id,
                 updated_on=now,
             )
-            .returning(files.c.id)
         )
-        done.update(conn.execute(statement).scalars())
+        if conn.dialect.update_returning:
+            done.update(conn.execute(statement.returning(files.c.id)).scalars())
+        else:
+            conn.execute(statement)
+            done.update(_repointed(conn, batch))
     return done
+
+
+def _repointed(conn: Connection, batch: Sequence[Repoint]) -> set[int]:
+    """The handles of the batch the UPDATE just changed, where it cannot say (MySQL has no UPDATE
+    ... RETURNING). Each etag_after is a new UUID that only this repoint writes, so a handle that
+    holds its own is one it repointed; the UPDATE's row locks keep it so until the commit."""
+    after = {m.handle_id: m.etag_after for m in batch}
+    found = conn.execute(select(files.c.id, files.c.etag).where(files.c.id.in_(list(after))))
+    return {handle_id for handle_id, etag in found if after[handle_id] == etag}

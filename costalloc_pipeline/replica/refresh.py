@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
@@ -21,6 +22,7 @@ from sqlalchemy import (
     MetaData,
     Select,
     Table,
+    and_,
     delete,
     func,
     or_,
@@ -28,11 +30,12 @@ from sqlalchemy import (
     text,
     true,
 )
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import mysql, postgresql, sqlite
 
 from costalloc_pipeline.db import utcnow
-from costalloc_pipeline.errors import BadRequest
+from costalloc_pipeline.errors import BadRequest, Unavailable
 from costalloc_pipeline.replica.statistics import analyze, should_analyze
+from costalloc_pipeline.schema.ddl import is_mysql
 from costalloc_pipeline.schema.replica import (
     entity_replication,
     file_replication,
@@ -49,6 +52,9 @@ if TYPE_CHECKING:
 OVERLAP = dt.timedelta(minutes=5)
 # Rows per read and per upsert statement: keeps memory flat whatever the table size.
 CHUNK_ROWS = 10_000
+# How long a refresh waits for another refresh of the same table on MySQL (a full refresh of
+# millions of rows takes minutes).
+LOCK_WAIT_SECONDS = 3600
 
 # A row of a `changed_since` query: a replica row, then its timestamps (their number varies by table).
 ChangedRow = tuple[Any, ...]
@@ -137,6 +143,25 @@ def _staging_table(target: Table) -> Table:
     )
 
 
+def _create_staging(conn: Connection, staging: Table, target: Table) -> None:
+    if is_mysql(conn.dialect):
+        # Only CREATE and DROP with TEMPORARY spelled out leave MySQL's transaction open (any other
+        # DDL commits it); LIKE copies the target's exact collation, so rows compare as in it.
+        conn.execute(text(f"DROP TEMPORARY TABLE IF EXISTS {staging.name}"))
+        conn.execute(text(f"CREATE TEMPORARY TABLE {staging.name} LIKE {target.name}"))
+        return
+    # A failed refresh may have left the connection's temporary table behind.
+    staging.drop(conn, checkfirst=True)
+    staging.create(conn)
+
+
+def _drop_staging(conn: Connection, staging: Table) -> None:
+    if is_mysql(conn.dialect):
+        conn.execute(text(f"DROP TEMPORARY TABLE {staging.name}"))
+    else:
+        staging.drop(conn)
+
+
 def _upsert_insert(conn: Connection, table: Table) -> UpsertInsert:
     """An INSERT that can take ON CONFLICT DO UPDATE, in the replica's dialect."""
     dialect = conn.dialect.name
@@ -144,7 +169,47 @@ def _upsert_insert(conn: Connection, table: Table) -> UpsertInsert:
         return postgresql.insert(table)
     if dialect == "sqlite":
         return sqlite.insert(table)
-    raise BadRequest(f"the replica database must be PostgreSQL or SQLite, not {dialect}")
+    raise BadRequest(f"the replica database must be PostgreSQL, MySQL or SQLite, not {dialect}")
+
+
+def _changed_in_staging(replication: _Replication, staging: Table) -> Select[tuple[int]]:
+    """How many staged rows are new or differ from the replica's: what the merge will change."""
+    table = replication.target
+    keys = [column.name for column in table.primary_key.columns]
+    joined = staging.outerjoin(table, and_(*(table.c[key] == staging.c[key] for key in keys)))
+    return (
+        select(func.count())
+        .select_from(joined)
+        .where(
+            or_(
+                table.c[keys[0]].is_(None),
+                *(table.c[name].is_distinct_from(staging.c[name]) for name in replication.compared),
+            )
+        )
+    )
+
+
+def _merge(conn: Connection, replication: _Replication, staging: Table) -> Callable[[], int]:
+    """The merge of the staged chunk into the replica table; it returns the rows it changed."""
+    table = replication.target
+    keys = [column.name for column in table.primary_key.columns]
+    names = [column.name for column in table.columns]
+    if is_mysql(conn.dialect):
+        # ON DUPLICATE KEY UPDATE has no WHERE, and its row count mixes inserted (1), changed (2)
+        # and unchanged (1) rows: the rows it will change are counted first, in the same
+        # transaction. Writing an equal value again changes nothing in MySQL.
+        insert = mysql.insert(table).from_select(names, select(*staging.columns))
+        upsert = insert.on_duplicate_key_update({name: insert.inserted[name] for name in names if name not in keys})
+        count = _changed_in_staging(replication, staging)
+
+        def merge_mysql() -> int:
+            changed = int(conn.execute(count).scalar_one())
+            conn.execute(upsert)
+            return changed
+
+        return merge_mysql
+    statement = _merge_statement(conn, replication, staging)
+    return lambda: conn.execute(statement).rowcount
 
 
 def _merge_statement(conn: Connection, replication: _Replication, staging: Table) -> Insert:
@@ -190,27 +255,45 @@ def _watermark(conn: Connection, table_name: str) -> dt.datetime | None:
 
 
 def _save_watermark(conn: Connection, table_name: str, high_water: dt.datetime | None) -> None:
-    if high_water is None:
+    # Replaced rather than upserted: the transaction is the table's only refresh (see below), and
+    # the statements are the same on every database.
+    conn.execute(delete(replication_watermark).where(replication_watermark.c.table_name == table_name))
+    if high_water is not None:
         # An empty repository has no watermark: the next refresh is full again, which is free.
-        conn.execute(delete(replication_watermark).where(replication_watermark.c.table_name == table_name))
-        return
-    statement = _upsert_insert(conn, replication_watermark).values(
-        table_name=table_name, high_water=high_water, refreshed_on=utcnow()
-    )
-    conn.execute(
-        statement.on_conflict_do_update(
-            index_elements=["table_name"],
-            set_={"high_water": statement.excluded.high_water, "refreshed_on": statement.excluded.refreshed_on},
+        conn.execute(
+            replication_watermark.insert().values(table_name=table_name, high_water=high_water, refreshed_on=utcnow())
         )
-    )
 
 
-def _serialize(conn: Connection, table: Table) -> None:
-    # Runs of several projects may refresh the replica at once. This lock mode conflicts with itself
-    # but not with readers: a second refresh waits, then reads the first one's watermark and finds
-    # (almost) nothing to do. SQLite serialises writers by itself.
-    if conn.dialect.name == "postgresql":
-        conn.execute(text(f"LOCK TABLE {table.name} IN SHARE ROW EXCLUSIVE MODE"))
+@contextmanager
+def _serialized_transaction(replica: Engine, table: Table) -> Iterator[Connection]:
+    """One replica transaction that no other refresh of the table runs beside.
+
+    Runs of several projects may refresh the replica at once: a second refresh waits, then reads
+    the first one's watermark and finds (almost) nothing to do. SQLite serialises writers by itself.
+    """
+    with replica.connect() as conn:
+        if not is_mysql(conn.dialect):
+            with conn.begin():
+                if conn.dialect.name == "postgresql":
+                    # This lock mode conflicts with itself but not with readers.
+                    conn.execute(text(f"LOCK TABLE {table.name} IN SHARE ROW EXCLUSIVE MODE"))
+                yield conn
+            return
+        # LOCK TABLES would commit the transaction and lock readers out: a named lock instead. Its
+        # name is the database's and the table's (one server holds many databases), hashed to fit
+        # 64 characters. It is let go just before the commit, so that no connection holds it
+        # between transactions; a refresh that takes it in that instant reads the old watermark
+        # and repeats some of the work, its upserts waiting for this commit.
+        name = text("SHA1(CONCAT(DATABASE(), '.', :table))").bindparams(table=table.name)
+        with conn.begin():
+            acquired = conn.execute(select(func.get_lock(name, LOCK_WAIT_SECONDS))).scalar()
+            if acquired != 1:
+                raise Unavailable(f"another refresh of {table.name} held it for {LOCK_WAIT_SECONDS} s")
+            try:
+                yield conn
+            finally:
+                conn.execute(select(func.release_lock(name)))
 
 
 def _empty(conn: Connection, table: Table) -> None:
@@ -236,17 +319,14 @@ def _refresh(
     table = replication.target
     width = len(table.columns)
     staging = _staging_table(table)
-    with replica.begin() as write, repository.connect() as read:
-        _serialize(write, table)
+    with _serialized_transaction(replica, table) as write, repository.connect() as read:
         previous = _watermark(write, table.name)
         since = None if full_refresh or previous is None else previous - OVERLAP
         full = since is None
         if full:
             _empty(write, table)
-        # A failed refresh may have left the connection's temporary table behind.
-        staging.drop(write, checkfirst=True)
-        staging.create(write)
-        merge = _merge_statement(write, replication, staging)
+        _create_staging(write, staging, table)
+        merge = _merge(write, replication, staging)
         high_water = None if full else previous
         rows_read = rows_upserted = 0
         for query in replication.changed_since(since):
@@ -257,11 +337,11 @@ def _refresh(
                         if high_water is None or clock > high_water:
                             high_water = clock
                 _stage(write, staging, [row[:width] for row in chunk])
-                rows_upserted += write.execute(merge).rowcount
+                rows_upserted += merge()
                 # TRUNCATE on PostgreSQL: deleted rows of a temporary table are never vacuumed, and
                 # every merge would scan them again.
                 _empty(write, staging)
-        staging.drop(write)
+        _drop_staging(write, staging)
         _save_watermark(write, table.name, high_water)
         total_rows, total_bytes = _totals(write, replication)
     analyzed = should_analyze(rows_upserted, total_rows, full) and analyze(replica, table)

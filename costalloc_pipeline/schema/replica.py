@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, DateTime, Index, MetaData, String, Table
+from sqlalchemy import BigInteger, Column, Index, MetaData, String, Table
+
+from costalloc_pipeline.schema.ddl import Timestamp
 
 metadata = MetaData()
 
@@ -22,7 +24,7 @@ file_replication = Table(
     Column("id", BigInteger, primary_key=True, autoincrement=False),
     Column("etag", String(36), nullable=False),
     Column("preview_id", BigInteger),
-    Column("created_on", DateTime(), nullable=False),
+    Column("created_on", Timestamp, nullable=False),
     Column("created_by", BigInteger, nullable=False),
     Column("metadata_type", String(32), nullable=False),
     Column("content_type", String(256)),
@@ -40,6 +42,6 @@ replication_watermark = Table(
     "replication_watermark",
     metadata,
     Column("table_name", String(64), primary_key=True),
-    Column("high_water", DateTime(), nullable=False),
-    Column("refreshed_on", DateTime(), nullable=False),
+    Column("high_water", Timestamp, nullable=False),
+    Column("refreshed_on", Timestamp, nullable=False),
 )

@@ -8,20 +8,17 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
-    DateTime,
     ForeignKey,
     Index,
-    Integer,
     MetaData,
     String,
     Table,
     Text,
 )
 
-metadata = MetaData()
+from costalloc_pipeline.schema.ddl import MYSQL_KEY_PREFIX, SerialId, Timestamp
 
-# SQLite autoincrements only an INTEGER primary key.
-SerialId = BigInteger().with_variant(Integer, "sqlite")
+metadata = MetaData()
 
 
 class MetadataType(str, enum.Enum):
@@ -73,9 +70,9 @@ files = Table(
     Column("id", BigInteger, primary_key=True, autoincrement=False),
     Column("etag", String(36), nullable=False),
     Column("preview_id", BigInteger),
-    Column("created_on", DateTime(), nullable=False),
+    Column("created_on", Timestamp, nullable=False),
     Column("created_by", BigInteger, nullable=False),
-    Column("updated_on", DateTime(), nullable=False),
+    Column("updated_on", Timestamp, nullable=False),
     Column("metadata_type", String(32), nullable=False),
     Column("content_type", String(256)),
     Column("content_size", BigInteger),
@@ -88,7 +85,7 @@ files = Table(
     Column("is_preview", Boolean, nullable=False, default=False),
     Column("status", String(16), nullable=False, default=FileStatus.AVAILABLE.value),
     Index("ix_files_key", "key"),
-    Index("ix_files_bucket_key", "bucket_name", "key"),
+    Index("ix_files_bucket_key", "bucket_name", "key", mysql_length={"key": MYSQL_KEY_PREFIX}),
     Index("ix_files_updated_on", "updated_on"),
 )
 
@@ -102,9 +99,9 @@ node = Table(
     Column("project_id", BigInteger),
     Column("current_version", BigInteger),
     Column("etag", String(36), nullable=False),
-    Column("created_on", DateTime(), nullable=False),
+    Column("created_on", Timestamp, nullable=False),
     Column("created_by", BigInteger, nullable=False),
-    Column("modified_on", DateTime(), nullable=False),
+    Column("modified_on", Timestamp, nullable=False),
     Index("ix_node_project_id", "project_id"),
     Index("ix_node_parent_id", "parent_id"),
     Index("ix_node_modified_on", "modified_on"),
@@ -116,7 +113,7 @@ node_revision = Table(
     Column("owner_node_id", BigInteger, primary_key=True, autoincrement=False),
     Column("number", BigInteger, primary_key=True, autoincrement=False),
     Column("file_handle_id", BigInteger),
-    Column("modified_on", DateTime(), nullable=False),
+    Column("modified_on", Timestamp, nullable=False),
     Index("ix_node_revision_file_handle_id", "file_handle_id"),
     Index("ix_node_revision_modified_on", "modified_on"),
 )
@@ -128,7 +125,7 @@ storage_location = Table(
     Column("bucket", String(100), nullable=False, unique=True),
     Column("upload_type", String(16), nullable=False, default="S3"),
     Column("description", String(512)),
-    Column("created_on", DateTime(), nullable=False),
+    Column("created_on", Timestamp, nullable=False),
 )
 
 principal = Table(
@@ -136,7 +133,7 @@ principal = Table(
     metadata,
     Column("id", SerialId, primary_key=True),
     Column("user_name", String(100), nullable=False, unique=True),
-    Column("created_on", DateTime(), nullable=False),
+    Column("created_on", Timestamp, nullable=False),
 )
 
 team = Table(
@@ -144,7 +141,7 @@ team = Table(
     metadata,
     Column("id", SerialId, primary_key=True),
     Column("name", String(256), nullable=False, unique=True),
-    Column("created_on", DateTime(), nullable=False),
+    Column("created_on", Timestamp, nullable=False),
 )
 
 team_member = Table(
@@ -152,7 +149,7 @@ team_member = Table(
     metadata,
     Column("team_id", BigInteger, ForeignKey("team.id"), primary_key=True),
     Column("principal_id", BigInteger, ForeignKey("principal.id"), primary_key=True),
-    Column("added_on", DateTime(), nullable=False),
+    Column("added_on", Timestamp, nullable=False),
 )
 
 api_token = Table(
@@ -162,8 +159,8 @@ api_token = Table(
     Column("principal_id", BigInteger, ForeignKey("principal.id"), nullable=False),
     # SHA-256 of the token; the token itself is shown once and never stored.
     Column("token_hash", String(64), nullable=False, unique=True),
-    Column("created_on", DateTime(), nullable=False),
-    Column("expires_on", DateTime()),
+    Column("created_on", Timestamp, nullable=False),
+    Column("expires_on", Timestamp),
     Column("revoked", Boolean, nullable=False, default=False),
 )
 
@@ -175,7 +172,7 @@ cost_allocation = Table(
     Column("bucket", String(63), nullable=False, unique=True),
     Column("storage_location_id", BigInteger, ForeignKey("storage_location.id"), nullable=False),
     Column("created_by", BigInteger, ForeignKey("principal.id"), nullable=False),
-    Column("created_on", DateTime(), nullable=False),
+    Column("created_on", Timestamp, nullable=False),
     Column("etag", String(36), nullable=False),
 )
 
@@ -186,7 +183,7 @@ cost_allocation_project = Table(
     Column("cost_allocation_id", BigInteger, ForeignKey("cost_allocation.id"), nullable=False),
     Column("state", String(16), nullable=False),
     Column("change_number", BigInteger, nullable=False),
-    Column("updated_on", DateTime(), nullable=False),
+    Column("updated_on", Timestamp, nullable=False),
     Index("ix_cost_allocation_project_allocation", "cost_allocation_id"),
 )
 
@@ -199,7 +196,7 @@ cost_allocation_change = Table(
     Column("cost_allocation_id", BigInteger, nullable=False),
     Column("state", String(16), nullable=False),
     Column("changed_by", BigInteger),
-    Column("changed_on", DateTime(), nullable=False),
+    Column("changed_on", Timestamp, nullable=False),
 )
 
 move_ledger = Table(
@@ -223,11 +220,11 @@ move_ledger = Table(
     Column("error", Text),
     Column("archive_bucket", String(100)),
     Column("archive_key", String(700)),
-    Column("archived_on", DateTime()),
+    Column("archived_on", Timestamp),
     # When the handle was repointed: the source is archived only after the grace period from here.
-    Column("repointed_on", DateTime()),
-    Column("started_on", DateTime(), nullable=False),
-    Column("updated_on", DateTime(), nullable=False),
+    Column("repointed_on", Timestamp),
+    Column("started_on", Timestamp, nullable=False),
+    Column("updated_on", Timestamp, nullable=False),
     Index("ix_move_ledger_file_handle_id", "file_handle_id"),
     Index("ix_move_ledger_state", "state"),
     Index("ix_move_ledger_project_id", "project_id"),
@@ -243,8 +240,8 @@ relocation_lease = Table(
     Column("project_id", BigInteger, primary_key=True, autoincrement=False),
     Column("run_id", String(64), nullable=False),
     Column("target_bucket", String(100), nullable=False),
-    Column("acquired_on", DateTime(), nullable=False),
-    Column("expires_on", DateTime(), nullable=False),
+    Column("acquired_on", Timestamp, nullable=False),
+    Column("expires_on", Timestamp, nullable=False),
     Index("ix_relocation_lease_run_id", "run_id"),
 )
 
@@ -261,9 +258,9 @@ object_claim = Table(
     Column("run_id", String(64), nullable=False),
     # The object a copy claim copies from; NULL for an archive claim.
     Column("source_bucket", String(100)),
-    Column("claimed_on", DateTime(), nullable=False),
+    Column("claimed_on", Timestamp, nullable=False),
     # The claim stands until then even when its run's lease is gone (see claims.py); NULL: only
     # while the run's lease is live.
-    Column("held_until", DateTime()),
+    Column("held_until", Timestamp),
     Index("ix_object_claim_run_id", "run_id"),
 )

@@ -8,7 +8,7 @@ from sqlalchemy import Connection, func, insert, select
 
 from costalloc_pipeline.bootstrap import bootstrap
 from costalloc_pipeline.config import Settings
-from costalloc_pipeline.db import engine_for, utcnow
+from costalloc_pipeline.db import engine_for, insert_id, utcnow
 from costalloc_pipeline.errors import Conflict
 from costalloc_pipeline.s3 import s3_client
 from costalloc_pipeline.schema.repository import files, node, storage_location
@@ -94,14 +94,12 @@ def _external_storage_location(conn: Connection, bucket: str) -> int:
     found: int | None = conn.scalar(select(storage_location.c.id).where(storage_location.c.bucket == bucket))
     if found is not None:
         return found
-    location_id: int = conn.execute(
-        insert(storage_location)
-        .values(
+    return insert_id(
+        conn,
+        insert(storage_location).values(
             bucket=bucket,
             upload_type="S3",
             description="external bucket of synthetic data, not repository-managed",
             created_on=utcnow(),
-        )
-        .returning(storage_location.c.id)
-    ).scalar_one()
-    return location_id
+        ),
+    )

@@ -1,8 +1,13 @@
-"""The code location loads whole, and a real relocation run works on PostgreSQL-backed Dagster storage."""
+"""The code location loads whole, and a real relocation run works on Dagster storage in PostgreSQL
+and in MySQL."""
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 import dagster as dg
+from helpers.backends import mariadb_only
 from sqlalchemy.engine import make_url
 
 from costalloc_pipeline.defs.location import build_definitions
@@ -49,14 +54,18 @@ def test_a_relocation_run_on_postgresql_instance_storage(stack, empty_postgres_u
     overrides = {"storage": {"postgres": {"postgres_url": url}}}
     with dg.instance_for_test(overrides=overrides) as instance:
         assert type(instance.run_storage).__name__ == "PostgresRunStorage"
-        on_postgres = stack.on_instance(instance)
-        project = stack.report.project_ids[0]
-        on_postgres.assign(project, "genomics")
-        [run] = on_postgres.runner.tick()
-        assert run.success
-        assert instance.get_run_by_id(run.run_id).is_success
-        [check] = run.get_asset_check_evaluations()
-        assert check.passed
+        _relocate_first_project(stack, instance)
+
+
+def _relocate_first_project(stack, instance: dg.DagsterInstance) -> None:
+    """Assigns the stack's first project and runs the sensor's relocation on `instance`."""
+    on_instance = stack.on_instance(instance)
+    on_instance.assign(stack.report.project_ids[0], "genomics")
+    [run] = on_instance.runner.tick()
+    assert run.success
+    assert instance.get_run_by_id(run.run_id).is_success
+    [check] = run.get_asset_check_evaluations()
+    assert check.passed
 
 
 def test_the_schedules_run_on_the_crons_of_the_settings_and_a_bad_one_is_a_config_error() -> None:
@@ -98,3 +107,27 @@ def test_importing_the_code_location_starts_no_server(tmp_path) -> None:
     )
     assert loaded.returncode == 0, loaded.stderr
     assert running_embedded_s3(data_dir) is None and not (data_dir / "s3-server.json").exists()
+
+
+REPOSITORY_ROOT = Path(__file__).resolve().parents[2]
+
+
+@mariadb_only
+def test_a_relocation_run_on_mysql_instance_storage_from_the_production_file(
+    stack, empty_mariadb_url, tmp_path, monkeypatch
+):
+    # The file the README tells a platform team to copy, with its variables set: Dagster's own
+    # storage on MariaDB through dagster-mysql.
+    shutil.copy(REPOSITORY_ROOT / "dagster.mysql.yaml", tmp_path / "dagster.yaml")
+    url = make_url(empty_mariadb_url)
+    for name, value in {
+        "DAGSTER_MYSQL_HOST": url.host,
+        "DAGSTER_MYSQL_PORT": str(url.port),
+        "DAGSTER_MYSQL_USER": url.username,
+        "DAGSTER_MYSQL_PASSWORD": url.password or "",
+        "DAGSTER_MYSQL_DB": url.database,
+    }.items():
+        monkeypatch.setenv(name, str(value))
+    with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
+        assert type(instance.run_storage).__name__ == "MySQLRunStorage"
+        _relocate_first_project(stack, instance)

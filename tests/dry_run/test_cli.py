@@ -45,7 +45,8 @@ def snapshot(stack) -> dict[str, Any]:
     for url in {stack.settings.repository_url, stack.settings.replica_url}:
         with engine_for(url).connect() as conn:
             for table in sorted(inspect(conn).get_table_names()):
-                rows = conn.execute(text(f'SELECT * FROM "{table}"')).all()
+                quoted = conn.dialect.identifier_preparer.quote_identifier(table)
+                rows = conn.execute(text(f"SELECT * FROM {quoted}")).all()
                 state[f"{url} {table}"] = sorted(map(repr, rows))
     buckets = sorted(bucket["Name"] for bucket in stack.s3.list_buckets()["Buckets"])
     state["buckets"] = buckets

@@ -99,17 +99,23 @@ def kill_after_calls(s3: Any, operation: str, count: int, archive: bool | None =
 
 def kill_around_repoint(engine: Engine, after: bool) -> None:
     repointed = [False]
+    committed = [False]
 
     def before_statement(_conn, _cursor, statement: str, *_args: Any) -> None:
-        # The repoint is the one UPDATE of `files` (it starts with the WITH of its VALUES list).
+        # The repoint is the one UPDATE of `files` (on MySQL a SELECT of its result follows it in
+        # the same transaction, so "after" waits for the commit rather than the next statement).
         if "UPDATE FILES" in statement.upper():
             if not after:
                 die()
             repointed[0] = True
-        elif after and repointed[0] and statement.lstrip().upper().startswith("SELECT"):
+        elif after and committed[0]:
             die()
 
+    def on_commit(_conn) -> None:
+        committed[0] = repointed[0]
+
     event.listen(engine, "before_cursor_execute", before_statement)
+    event.listen(engine, "commit", on_commit)
 
 
 def main(spec: dict[str, Any]) -> int:

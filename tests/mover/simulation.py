@@ -868,9 +868,9 @@ def _alias_url(url: str, number: int) -> str:
         path = Path(parsed.database or "")
         # sqlite3 takes query options of its own only; a path with "./" steps is the same file.
         return f"sqlite:///{path.parent}/{'./' * number}{path.name}"
-    return parsed.update_query_dict({"application_name": f"costalloc-sim-{number}"}).render_as_string(
-        hide_password=False
-    )
+    # A connection option each driver takes and ignores otherwise: the name the server shows.
+    option = "program_name" if parsed.get_backend_name() in ("mysql", "mariadb") else "application_name"
+    return parsed.update_query_dict({option: f"costalloc-sim-{number}"}).render_as_string(hide_password=False)
 
 
 def _transaction_owner() -> str:
@@ -1015,6 +1015,11 @@ class Environment:
                 conn.execute(text("SET LOCAL lock_timeout = '20s'"))
                 # RESTART IDENTITY: a replayed seed gets the same ledger ids as the first run.
                 conn.execute(text(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY"))
+            elif self.backend in ("mysql", "mariadb"):
+                conn.execute(text("SET SESSION innodb_lock_wait_timeout = 20"))
+                # TRUNCATE restarts AUTO_INCREMENT too (and commits at once, which a cleanup may).
+                for name in tables:
+                    conn.execute(text(f"TRUNCATE TABLE {name}"))
             else:
                 for name in tables:
                     conn.execute(text(f"DELETE FROM {name}"))

@@ -34,7 +34,7 @@ REPLAY_COMMAND = "pytest tests/mover/test_interleavings.py"
 
 
 def seeds_for(backend: str) -> range:
-    """Each backend its own block of seeds, so the two together cover SCHEDULES different schedules."""
+    """Each backend its own block of seeds, so together they cover SCHEDULES different schedules."""
     if REPLAY is not None:
         return range(int(REPLAY), int(REPLAY) + 1)
     per_backend = math.ceil(SCHEDULES / len(BACKENDS))

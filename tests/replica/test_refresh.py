@@ -227,10 +227,12 @@ def test_concurrent_refreshes_both_succeed_and_agree(settings, builder):
 
 
 class Statistics(NamedTuple):
-    # PostgreSQL's count and time of manual ANALYZEs of the table (None on SQLite, which keeps none).
+    # PostgreSQL's count and time of manual ANALYZEs of the table (None on SQLite and MySQL, which
+    # keep none).
     analyze_count: int | None
     last_analyze: dt.datetime | None
-    # The row count the planner's statistics describe: reltuples, or sqlite_stat1's first figure.
+    # The row count the planner's statistics describe: reltuples, sqlite_stat1's first figure, or
+    # InnoDB's n_rows.
     rows: int | None
 
 
@@ -247,6 +249,16 @@ def _statistics(settings: Settings, table: str) -> Statistics:
             ).one()
             # reltuples is -1 until the table is first analyzed.
             return Statistics(count, last, None if rows < 0 else int(rows))
+        if conn.dialect.name in ("mysql", "mariadb"):
+            # InnoDB's persistent statistics: rewritten by ANALYZE TABLE (or its own recalculation).
+            found = conn.execute(
+                text(
+                    "SELECT n_rows FROM mysql.innodb_table_stats"
+                    " WHERE database_name = DATABASE() AND table_name = :table"
+                ),
+                {"table": table},
+            ).scalar()
+            return Statistics(None, None, found)
         stats = conn.execute(text("SELECT stat FROM sqlite_stat1 WHERE tbl = :table"), {"table": table}).scalars()
         counts = {int(stat.split()[0]) for stat in stats}
         assert len(counts) <= 1, counts

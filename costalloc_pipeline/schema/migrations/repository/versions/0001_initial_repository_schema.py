@@ -8,6 +8,8 @@ Create Date: 2026-11-21 13:57:32.741146
 import sqlalchemy as sa
 from alembic import op
 
+from costalloc_pipeline.schema import ddl
+
 revision = "0001"
 down_revision = None
 branch_labels = None
@@ -16,24 +18,24 @@ depends_on = None
 
 def upgrade() -> None:
 
-    op.create_table(
+    ddl.create_table(
         "cost_allocation_change",
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("project_id", sa.BigInteger(), nullable=False),
         sa.Column("cost_allocation_id", sa.BigInteger(), nullable=False),
         sa.Column("state", sa.String(length=16), nullable=False),
         sa.Column("changed_by", sa.BigInteger(), nullable=True),
-        sa.Column("changed_on", sa.DateTime(), nullable=False),
+        sa.Column("changed_on", ddl.Timestamp, nullable=False),
         sa.PrimaryKeyConstraint("id"),
     )
-    op.create_table(
+    ddl.create_table(
         "files",
         sa.Column("id", sa.BigInteger(), autoincrement=False, nullable=False),
         sa.Column("etag", sa.String(length=36), nullable=False),
         sa.Column("preview_id", sa.BigInteger(), nullable=True),
-        sa.Column("created_on", sa.DateTime(), nullable=False),
+        sa.Column("created_on", ddl.Timestamp, nullable=False),
         sa.Column("created_by", sa.BigInteger(), nullable=False),
-        sa.Column("updated_on", sa.DateTime(), nullable=False),
+        sa.Column("updated_on", ddl.Timestamp, nullable=False),
         sa.Column("metadata_type", sa.String(length=32), nullable=False),
         sa.Column("content_type", sa.String(length=256), nullable=True),
         sa.Column("content_size", sa.BigInteger(), nullable=True),
@@ -47,12 +49,11 @@ def upgrade() -> None:
         sa.Column("status", sa.String(length=16), nullable=False),
         sa.PrimaryKeyConstraint("id"),
     )
-    with op.batch_alter_table("files", schema=None) as batch_op:
-        batch_op.create_index("ix_files_bucket_key", ["bucket_name", "key"], unique=False)
-        batch_op.create_index("ix_files_key", ["key"], unique=False)
-        batch_op.create_index("ix_files_updated_on", ["updated_on"], unique=False)
+    ddl.create_index("ix_files_bucket_key", "files", ["bucket_name", "key"], mysql_length={"key": ddl.MYSQL_KEY_PREFIX})
+    ddl.create_index("ix_files_key", "files", ["key"])
+    ddl.create_index("ix_files_updated_on", "files", ["updated_on"])
 
-    op.create_table(
+    ddl.create_table(
         "move_ledger",
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("run_id", sa.String(length=64), nullable=False),
@@ -70,17 +71,16 @@ def upgrade() -> None:
         sa.Column("error", sa.Text(), nullable=True),
         sa.Column("archive_bucket", sa.String(length=100), nullable=True),
         sa.Column("archive_key", sa.String(length=700), nullable=True),
-        sa.Column("archived_on", sa.DateTime(), nullable=True),
-        sa.Column("started_on", sa.DateTime(), nullable=False),
-        sa.Column("updated_on", sa.DateTime(), nullable=False),
+        sa.Column("archived_on", ddl.Timestamp, nullable=True),
+        sa.Column("started_on", ddl.Timestamp, nullable=False),
+        sa.Column("updated_on", ddl.Timestamp, nullable=False),
         sa.PrimaryKeyConstraint("id"),
     )
-    with op.batch_alter_table("move_ledger", schema=None) as batch_op:
-        batch_op.create_index("ix_move_ledger_file_handle_id", ["file_handle_id"], unique=False)
-        batch_op.create_index("ix_move_ledger_project_id", ["project_id"], unique=False)
-        batch_op.create_index("ix_move_ledger_state", ["state"], unique=False)
+    ddl.create_index("ix_move_ledger_file_handle_id", "move_ledger", ["file_handle_id"])
+    ddl.create_index("ix_move_ledger_project_id", "move_ledger", ["project_id"])
+    ddl.create_index("ix_move_ledger_state", "move_ledger", ["state"])
 
-    op.create_table(
+    ddl.create_table(
         "node",
         sa.Column("id", sa.BigInteger(), autoincrement=False, nullable=False),
         sa.Column("name", sa.String(length=256), nullable=False),
@@ -89,61 +89,59 @@ def upgrade() -> None:
         sa.Column("project_id", sa.BigInteger(), nullable=True),
         sa.Column("current_version", sa.BigInteger(), nullable=True),
         sa.Column("etag", sa.String(length=36), nullable=False),
-        sa.Column("created_on", sa.DateTime(), nullable=False),
+        sa.Column("created_on", ddl.Timestamp, nullable=False),
         sa.Column("created_by", sa.BigInteger(), nullable=False),
-        sa.Column("modified_on", sa.DateTime(), nullable=False),
+        sa.Column("modified_on", ddl.Timestamp, nullable=False),
         sa.PrimaryKeyConstraint("id"),
     )
-    with op.batch_alter_table("node", schema=None) as batch_op:
-        batch_op.create_index("ix_node_modified_on", ["modified_on"], unique=False)
-        batch_op.create_index("ix_node_parent_id", ["parent_id"], unique=False)
-        batch_op.create_index("ix_node_project_id", ["project_id"], unique=False)
+    ddl.create_index("ix_node_modified_on", "node", ["modified_on"])
+    ddl.create_index("ix_node_parent_id", "node", ["parent_id"])
+    ddl.create_index("ix_node_project_id", "node", ["project_id"])
 
-    op.create_table(
+    ddl.create_table(
         "node_revision",
         sa.Column("owner_node_id", sa.BigInteger(), autoincrement=False, nullable=False),
         sa.Column("number", sa.BigInteger(), autoincrement=False, nullable=False),
         sa.Column("file_handle_id", sa.BigInteger(), nullable=True),
-        sa.Column("modified_on", sa.DateTime(), nullable=False),
+        sa.Column("modified_on", ddl.Timestamp, nullable=False),
         sa.PrimaryKeyConstraint("owner_node_id", "number"),
     )
-    with op.batch_alter_table("node_revision", schema=None) as batch_op:
-        batch_op.create_index("ix_node_revision_file_handle_id", ["file_handle_id"], unique=False)
-        batch_op.create_index("ix_node_revision_modified_on", ["modified_on"], unique=False)
+    ddl.create_index("ix_node_revision_file_handle_id", "node_revision", ["file_handle_id"])
+    ddl.create_index("ix_node_revision_modified_on", "node_revision", ["modified_on"])
 
-    op.create_table(
+    ddl.create_table(
         "principal",
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("user_name", sa.String(length=100), nullable=False),
-        sa.Column("created_on", sa.DateTime(), nullable=False),
+        sa.Column("created_on", ddl.Timestamp, nullable=False),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("user_name"),
     )
-    op.create_table(
+    ddl.create_table(
         "storage_location",
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("bucket", sa.String(length=100), nullable=False),
         sa.Column("upload_type", sa.String(length=16), nullable=False),
         sa.Column("description", sa.String(length=512), nullable=True),
-        sa.Column("created_on", sa.DateTime(), nullable=False),
+        sa.Column("created_on", ddl.Timestamp, nullable=False),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("bucket"),
     )
-    op.create_table(
+    ddl.create_table(
         "team",
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("name", sa.String(length=256), nullable=False),
-        sa.Column("created_on", sa.DateTime(), nullable=False),
+        sa.Column("created_on", ddl.Timestamp, nullable=False),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("name"),
     )
-    op.create_table(
+    ddl.create_table(
         "api_token",
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("principal_id", sa.BigInteger(), nullable=False),
         sa.Column("token_hash", sa.String(length=64), nullable=False),
-        sa.Column("created_on", sa.DateTime(), nullable=False),
-        sa.Column("expires_on", sa.DateTime(), nullable=True),
+        sa.Column("created_on", ddl.Timestamp, nullable=False),
+        sa.Column("expires_on", ddl.Timestamp, nullable=True),
         sa.Column("revoked", sa.Boolean(), nullable=False),
         sa.ForeignKeyConstraint(
             ["principal_id"],
@@ -152,14 +150,14 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("token_hash"),
     )
-    op.create_table(
+    ddl.create_table(
         "cost_allocation",
         sa.Column("id", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), nullable=False),
         sa.Column("name", sa.String(length=64), nullable=False),
         sa.Column("bucket", sa.String(length=63), nullable=False),
         sa.Column("storage_location_id", sa.BigInteger(), nullable=False),
         sa.Column("created_by", sa.BigInteger(), nullable=False),
-        sa.Column("created_on", sa.DateTime(), nullable=False),
+        sa.Column("created_on", ddl.Timestamp, nullable=False),
         sa.Column("etag", sa.String(length=36), nullable=False),
         sa.ForeignKeyConstraint(
             ["created_by"],
@@ -173,11 +171,11 @@ def upgrade() -> None:
         sa.UniqueConstraint("bucket"),
         sa.UniqueConstraint("name"),
     )
-    op.create_table(
+    ddl.create_table(
         "team_member",
         sa.Column("team_id", sa.BigInteger(), nullable=False),
         sa.Column("principal_id", sa.BigInteger(), nullable=False),
-        sa.Column("added_on", sa.DateTime(), nullable=False),
+        sa.Column("added_on", ddl.Timestamp, nullable=False),
         sa.ForeignKeyConstraint(
             ["principal_id"],
             ["principal.id"],
@@ -188,21 +186,20 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("team_id", "principal_id"),
     )
-    op.create_table(
+    ddl.create_table(
         "cost_allocation_project",
         sa.Column("project_id", sa.BigInteger(), autoincrement=False, nullable=False),
         sa.Column("cost_allocation_id", sa.BigInteger(), nullable=False),
         sa.Column("state", sa.String(length=16), nullable=False),
         sa.Column("change_number", sa.BigInteger(), nullable=False),
-        sa.Column("updated_on", sa.DateTime(), nullable=False),
+        sa.Column("updated_on", ddl.Timestamp, nullable=False),
         sa.ForeignKeyConstraint(
             ["cost_allocation_id"],
             ["cost_allocation.id"],
         ),
         sa.PrimaryKeyConstraint("project_id"),
     )
-    with op.batch_alter_table("cost_allocation_project", schema=None) as batch_op:
-        batch_op.create_index("ix_cost_allocation_project_allocation", ["cost_allocation_id"], unique=False)
+    ddl.create_index("ix_cost_allocation_project_allocation", "cost_allocation_project", ["cost_allocation_id"])
 
 
 def downgrade() -> None:

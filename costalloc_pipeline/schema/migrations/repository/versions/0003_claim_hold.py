@@ -8,6 +8,8 @@ Create Date: 2026-12-02 16:45:00
 import sqlalchemy as sa
 from alembic import op
 
+from costalloc_pipeline.schema import ddl
+
 revision = "0003"
 down_revision = "0002"
 branch_labels = None
@@ -15,8 +17,7 @@ depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("object_claim") as batch:
-        batch.add_column(sa.Column("held_until", sa.DateTime(), nullable=True))
+    ddl.add_column("object_claim", sa.Column("held_until", ddl.Timestamp, nullable=True))
 
 
 def downgrade() -> None:
