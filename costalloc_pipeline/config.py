@@ -28,6 +28,10 @@ REAL_S3 = "aws"
 
 ARCHIVE_STORAGE_CLASS_VARIABLE = "COSTALLOC_ARCHIVE_STORAGE_CLASS"
 
+# How a run executes its steps (defs/executors.py): auto sizes the run by its project, the others force one.
+EXECUTOR_VARIABLE = "COSTALLOC_EXECUTOR"
+EXECUTORS = ("auto", "in_process", "multiprocess", "celery")
+
 # Each schedule's cron expression: its variable. Dagster's cron parser checks them when the
 # schedules are built (defs/schedules.py), and a bad one is a ConfigError naming its variable.
 CRON_SETTINGS: dict[str, str] = {
@@ -56,6 +60,7 @@ INTEGER_SETTINGS: dict[str, tuple[str, int]] = {
 __all__ = [
     "ARCHIVE_STORAGE_CLASSES",
     "CRON_SETTINGS",
+    "EXECUTORS",
     "INTEGER_SETTINGS",
     "ConfigError",
     "RunSettings",
@@ -86,11 +91,19 @@ def _archive_storage_class(value: object) -> str:
     return name
 
 
+def _executor(value: object) -> str:
+    name = value.strip().lower() if isinstance(value, str) else None
+    if name not in EXECUTORS:
+        raise ConfigError(f"{EXECUTOR_VARIABLE} must be one of {', '.join(EXECUTORS)}, got {value!r}")
+    return name
+
+
 def validate_values(values: Mapping[str, Any]) -> dict[str, Any]:
     """The checked, normalised value of each validated setting in `values` (by field name).
 
     Integers may be given as text (as the environment does); the archive storage class in any case,
-    returned upper-case. Raises ConfigError naming the variable of the first bad value.
+    returned upper-case; the executor in any case, returned lower-case. Raises ConfigError naming the
+    variable of the first bad value.
     """
     checked: dict[str, Any] = {}
     for name, value in values.items():
@@ -99,6 +112,8 @@ def validate_values(values: Mapping[str, Any]) -> dict[str, Any]:
             checked[name] = _integer(variable, minimum, value)
         elif name == "archive_storage_class":
             checked[name] = _archive_storage_class(value)
+        elif name == "executor":
+            checked[name] = _executor(value)
     return checked
 
 
@@ -188,6 +203,8 @@ class Settings(RunSettings):
     finish_cron: str = "30 3 * * *"
     report_cron: str = "0 * * * *"
     audit_cron: str = "0 5 * * *"
+    # How runs execute their steps: one of EXECUTORS (README, "Scale-out over Celery workers").
+    executor: str = "auto"
 
     @model_validator(mode="before")
     @classmethod
@@ -217,6 +234,8 @@ class Settings(RunSettings):
         }
         if (raw := _env(ARCHIVE_STORAGE_CLASS_VARIABLE)) is not None:
             given["archive_storage_class"] = raw
+        if (raw := _env(EXECUTOR_VARIABLE)) is not None:
+            given["executor"] = raw
         given.update({name: raw.strip() for name, variable in CRON_SETTINGS.items() if (raw := _env(variable))})
         return cls(
             data_dir=Path(env("COSTALLOC_DATA_DIR", DEFAULT_DATA_DIR)),

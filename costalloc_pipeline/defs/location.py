@@ -15,6 +15,7 @@ from costalloc_pipeline.defs.assets import (
     replication,
     storage_report,
 )
+from costalloc_pipeline.defs.executors import executor_for
 from costalloc_pipeline.defs.resources.databases import Database, RepositoryDatabase
 from costalloc_pipeline.defs.resources.io_manager import ParquetIOManager
 from costalloc_pipeline.defs.resources.s3 import RepositoryS3
@@ -66,5 +67,6 @@ def build_definitions(settings: Settings) -> dg.Definitions:
     return dg.Definitions.merge(
         *(module.defs for module in MODULES),
         schedules.definitions(settings),
-        dg.Definitions(resources=build_resources(settings)),
+        # Every job's executor: COSTALLOC_EXECUTOR, by default sized by the run's project.
+        dg.Definitions(resources=build_resources(settings), executor=executor_for(settings)),
     )
