@@ -1,9 +1,8 @@
-"""Client-side instruments on a boto3 S3 client: request counts, and an added round-trip delay."""
+"""Client-side instruments on a boto3 S3 client: request counts."""
 
 from __future__ import annotations
 
 import threading
-import time
 from collections import Counter
 from typing import Any
 
@@ -33,13 +32,3 @@ class RequestCounter:
     @property
     def total_calls(self) -> int:
         return sum(self.calls.values())
-
-
-def add_latency(client: Any, seconds: float) -> None:
-    """Sleep before every HTTP request the client sends: a stand-in for real S3's round trips, so
-    only requests kept in flight concurrently can hide it."""
-
-    def delay(**_: Any) -> None:
-        time.sleep(seconds)
-
-    client.meta.events.register("before-send.s3", delay)

@@ -1,7 +1,8 @@
 """One planning step in a process of its own, so that its peak memory is its own.
 
-`python -m bench.probe refresh URL` or `python -m bench.probe out-of-place URL PROJECT_ID` prints
-one JSON object: seconds, rows, the RSS after imports and the peak RSS (VmHWM) of this process.
+`python -m bench.probe refresh URL`, `python -m bench.probe out-of-place URL PROJECT_ID` or
+`python -m bench.probe check URL PROJECT_ID` prints one JSON object: seconds, rows, the RSS after
+imports and the peak RSS (VmHWM) of this process.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 
 from costalloc_pipeline.db import engine_for
 from costalloc_pipeline.placement.misplaced import find_out_of_place
+from costalloc_pipeline.placement.progress import project_progress
 from costalloc_pipeline.placement.rule import load_placement
 from costalloc_pipeline.replica.refresh import (
     refresh_entity_replication,
@@ -40,6 +42,8 @@ def refresh(url: str) -> dict[str, Any]:
         "rows_upserted": entities.rows_upserted + handles.rows_upserted,
         "replica_rows": entities.total_rows + handles.total_rows,
         "full_refresh": entities.full_refresh or handles.full_refresh,
+        # Whether each table's planner statistics were refreshed after it (replica/statistics.py).
+        "analyzed": {result.table: result.analyzed for result in (entities, handles)},
     }
 
 
@@ -51,16 +55,34 @@ def out_of_place(url: str, project_id: int) -> dict[str, Any]:
     return {"seconds": time.perf_counter() - started, "rows": len(found.to_move), "conflicts": len(found.conflicts)}
 
 
+def check(url: str, project_id: int) -> dict[str, Any]:
+    """The no_misplaced_files check's work: the project's progress, from the live repository."""
+    engine = engine_for(url)
+    started = time.perf_counter()
+    with engine.connect() as conn:
+        progress = project_progress(conn, project_id, load_placement(conn))
+    return {
+        "seconds": time.perf_counter() - started,
+        "rows": progress.misplaced_files + progress.placed_files + progress.conflict_files,
+        "misplaced_files": progress.misplaced_files,
+        "conflict_files": progress.conflict_files,
+    }
+
+
+STEPS = {"out-of-place": out_of_place, "check": check}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.probe")
     steps = parser.add_subparsers(dest="step", required=True)
     steps.add_parser("refresh").add_argument("url")
-    step = steps.add_parser("out-of-place")
-    step.add_argument("url")
-    step.add_argument("project_id", type=int)
+    for name in STEPS:
+        step = steps.add_parser(name)
+        step.add_argument("url")
+        step.add_argument("project_id", type=int)
     args = parser.parse_args()
     baseline = memory_mb("VmRSS")
-    figures = refresh(args.url) if args.step == "refresh" else out_of_place(args.url, args.project_id)
+    figures = refresh(args.url) if args.step == "refresh" else STEPS[args.step](args.url, args.project_id)
     print(json.dumps({**figures, "baseline_rss_mb": baseline, "peak_rss_mb": memory_mb("VmHWM")}))
 
 

@@ -15,6 +15,26 @@ from pathlib import Path
 
 SAMPLES_PER_SECOND = 100
 
+# Kinds of work, each named by parts of the file paths of its frames. A sample counts for the kind
+# of the innermost frame that names one: a SHA-256 inside botocore's signer is signing, a socket
+# write inside urllib3 is the connection, a dict lookup inside botocore's serializer is botocore.
+KINDS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("signing (SigV4: hashes, HMAC, canonical request)", ("botocore/auth.py", "/hmac.py", "/hashlib.py")),
+    (
+        "connections and HTTP (urllib3, http.client, sockets)",
+        ("urllib3/", "/http/client.py", "/socket.py", "/ssl.py", "botocore/awsrequest.py", "botocore/httpsession.py"),
+    ),
+    ("checksums (botocore/httpchecksum.py)", ("botocore/httpchecksum.py",)),
+    (
+        "building requests and parsing answers (botocore)",
+        ("botocore/", "boto3/", "/xml/", "/email/", "/urllib/parse.py", "dateutil/"),
+    ),
+    ("database (SQLAlchemy, psycopg)", ("sqlalchemy/", "psycopg")),
+    ("threads and queues", ("/threading.py", "concurrent/futures/", "/queue.py")),
+    ("costalloc's own code", ("costalloc_pipeline/",)),
+)
+OTHER_KIND = "other (interpreter, logging, standard library)"
+
 
 @dataclass(frozen=True)
 class Hotspot:
@@ -31,6 +51,8 @@ class ProcessProfile:
     self_time: list[Hotspot]
     # Frames by the share of samples in which they are on the stack.
     inclusive: list[Hotspot]
+    # Kinds of work (KINDS) by their share of samples.
+    kinds: list[Hotspot]
 
 
 @contextmanager
@@ -74,9 +96,19 @@ def paths_exist(paths: Mapping[str, Path]) -> bool:
     return all(path.exists() for path in paths.values())
 
 
+def kind_of(frames: list[str]) -> str:
+    """The kind of work of one sample: that of its innermost frame that has one."""
+    for frame in reversed(frames):
+        for kind, marks in KINDS:
+            if any(mark in frame for mark in marks):
+                return kind
+    return OTHER_KIND
+
+
 def summarize(name: str, raw_path: Path, top: int = 15) -> ProcessProfile:
     own: Counter[str] = Counter()
     anywhere: Counter[str] = Counter()
+    kinds: Counter[str] = Counter()
     samples = 0
     for line in raw_path.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
@@ -85,6 +117,7 @@ def summarize(name: str, raw_path: Path, top: int = 15) -> ProcessProfile:
         frames = stack.split(";")
         samples += int(count)
         own[frames[-1]] += int(count)
+        kinds[kind_of(frames)] += int(count)
         for frame in set(frames):
             anywhere[frame] += int(count)
     total = max(samples, 1)
@@ -94,4 +127,5 @@ def summarize(name: str, raw_path: Path, top: int = 15) -> ProcessProfile:
         samples=samples,
         self_time=[Hotspot(count / total, frame) for frame, count in own.most_common(top)],
         inclusive=[Hotspot(count / total, frame) for frame, count in anywhere.most_common(top * 3)],
+        kinds=[Hotspot(count / total, kind) for kind, count in kinds.most_common()],
     )

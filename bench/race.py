@@ -1,26 +1,35 @@
-"""The move race: every lane on fresh identical data, lanes alternating, several rounds.
+"""The fair move race: every lane talks to moto through the same latency proxy (bench.latency_proxy),
+at several delays D, on fresh identical data, lanes alternating, several rounds.
 
-Besides files per second, each lane's CPU time is taken from the kernel: the moto server's, and the
-client's (this process for costalloc, the child process for a peer). moto is the bottleneck, so its
-CPU milliseconds per file say how much work each tool's requests cost it.
+Real S3 answers each request after a round trip; moto on localhost answers at once, so there the
+race only measures whose requests cost moto less CPU. Behind the proxy every tool pays D per
+request, and keeping requests in flight is what hides it.
+
+For each lane the kernel gives the CPU time of moto, of the client (this process for costalloc, the
+child process tree for a peer) and of the proxy; the proxy counts the HTTP requests. moto runs on
+one core, the clients and the proxy on the other (MotoServer.own_core).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from operator import attrgetter
 from pathlib import Path
 
 from bench.dataset import MoveStage, discard, prepare_move
-from bench.peers import run_peer
+from bench.latency_proxy import LatencyProxy
+from bench.peers import PEERS, check_moved, run_peer, unavailable
 from bench.relocate import RelocationRun, relocate
 from bench.servers import MotoServer, PostgresDatabases
+from bench.stats import Spread
 
-PEERS = ("s5cmd", "awscli")
 COSTALLOC = "costalloc"
-COSTALLOC_WITH_LATENCY = "costalloc_latency"
-LANES = (*PEERS, COSTALLOC, COSTALLOC_WITH_LATENCY)
+LANES = (*PEERS, COSTALLOC)
+MOTO_HOST = "127.0.0.1"
 
 
 @dataclass(frozen=True)
@@ -28,36 +37,113 @@ class RaceOptions:
     files: int
     object_size: int
     rounds: int
-    latency: float
+    latencies_ms: tuple[float, ...]
     concurrency: int | None
+    # The large-object race (none when large_files is 0).
+    large_files: int
+    large_object_size: int
+    large_latency_ms: float
 
 
 @dataclass(frozen=True)
 class LaneRun:
-    files_per_second: float
-    server_cpu_ms_per_file: float
-    client_cpu_ms_per_file: float
+    seconds: float
+    files: int
+    object_size: int
+    server_cpu_seconds: float
+    client_cpu_seconds: float
+    proxy_cpu_seconds: float
+    # HTTP requests moto was sent through the proxy, by method: retries included, nothing unseen.
+    requests: dict[str, int]
+
+    @property
+    def files_per_second(self) -> float:
+        return self.files / self.seconds
+
+    @property
+    def megabytes_per_second(self) -> float:
+        return self.files * self.object_size / self.seconds / 1e6
+
+    def _per_file_ms(self, seconds: float) -> float:
+        return seconds * 1000 / self.files
+
+    @property
+    def server_cpu_ms_per_file(self) -> float:
+        return self._per_file_ms(self.server_cpu_seconds)
+
+    @property
+    def client_cpu_ms_per_file(self) -> float:
+        return self._per_file_ms(self.client_cpu_seconds)
+
+    @property
+    def proxy_cpu_ms_per_file(self) -> float:
+        return self._per_file_ms(self.proxy_cpu_seconds)
+
+    @property
+    def requests_per_file(self) -> float:
+        return sum(self.requests.values()) / self.files
 
     @property
     def server_busy_share(self) -> float:
-        """The share of the wall time moto spent on the CPU: how busy the lane kept the bottleneck."""
-        return self.server_cpu_ms_per_file * self.files_per_second / 1000
+        """The share of the wall time moto spent on the CPU: how busy the lane kept it."""
+        return self.server_cpu_seconds / self.seconds
+
+
+# The figures of a lane run that the report gives as medians over rounds.
+FIGURES: dict[str, Callable[[LaneRun], float]] = {
+    name: attrgetter(name)
+    for name in (
+        "files_per_second",
+        "megabytes_per_second",
+        "client_cpu_ms_per_file",
+        "server_cpu_ms_per_file",
+        "proxy_cpu_ms_per_file",
+        "requests_per_file",
+        "server_busy_share",
+    )
+}
+
+
+@dataclass
+class Heat:
+    """Every lane's runs at one delay and one object size."""
+
+    latency_ms: float
+    files: int
+    object_size: int
+    runs: dict[str, list[LaneRun]] = field(default_factory=dict)
+    # costalloc's own record of its runs (S3 calls by operation, the mover's outcome).
+    relocations: list[RelocationRun] = field(default_factory=list)
+
+    def spread(self, lane: str, figure: str) -> Spread:
+        return Spread.of([FIGURES[figure](run) for run in self.runs[lane]])
+
+    def ratio(self, peer: str, figure: str = "files_per_second") -> float:
+        """costalloc's median over the peer's."""
+        return self.spread(COSTALLOC, figure).median / self.spread(peer, figure).median
+
+    def peers(self) -> list[str]:
+        return [lane for lane in self.runs if lane != COSTALLOC]
 
 
 @dataclass
 class RaceResult:
     options: RaceOptions
-    lanes: dict[str, list[LaneRun]] = field(default_factory=lambda: {lane: [] for lane in LANES})
-    # costalloc's runs without the added latency, for the request counts.
-    relocations: list[RelocationRun] = field(default_factory=list)
+    heats: list[Heat] = field(default_factory=list)
+    large: Heat | None = None
+    # Lanes that could not run here, with why.
+    unavailable: dict[str, str] = field(default_factory=dict)
     # Which cores moto and the tools ran on.
     placement: str = ""
 
+    def heat_at(self, latency_ms: float) -> Heat | None:
+        return next((heat for heat in self.heats if heat.latency_ms == latency_ms), None)
 
-def lane_order(round_number: int) -> tuple[str, ...]:
+
+def lane_order(round_number: int, lanes: Sequence[str] = LANES) -> tuple[str, ...]:
     """Each round starts one lane later, so no lane always runs first (on a cold server) or last."""
-    shift = round_number % len(LANES)
-    return LANES[shift:] + LANES[:shift]
+    shift = round_number % len(lanes)
+    return (*lanes[shift:], *lanes[:shift])
 
 
 def _client_cpu() -> float:
@@ -66,41 +152,82 @@ def _client_cpu() -> float:
     return now.user + now.system + now.children_user + now.children_system
 
 
-def run_lane(lane: str, stage: MoveStage, moto: MotoServer, latency: float) -> tuple[LaneRun, RelocationRun | None]:
-    server_before, client_before = moto.cpu_seconds(), _client_cpu()
+def _through(stage: MoveStage, endpoint: str) -> MoveStage:
+    return dataclasses.replace(stage, settings=stage.settings.with_changes(s3_endpoint_url=endpoint))
+
+
+def run_lane(lane: str, stage: MoveStage, moto: MotoServer, latency_ms: float) -> tuple[LaneRun, RelocationRun | None]:
+    """One move by the lane through a proxy of its own, so the proxy's counts are the lane's."""
     relocation = None
-    if lane in PEERS:
-        rate = run_peer(lane, stage).files_per_second
-    else:
-        relocation = relocate(stage, latency if lane == COSTALLOC_WITH_LATENCY else 0.0)
-        rate = relocation.files_per_second
-    per_file = 1000 / stage.files
+    with LatencyProxy(MOTO_HOST, moto.port, latency_ms) as proxy:
+        server_before, client_before = moto.cpu_seconds(), _client_cpu()
+        if lane == COSTALLOC:
+            relocation = relocate(_through(stage, proxy.url))
+            seconds = relocation.seconds
+        else:
+            seconds = run_peer(lane, stage, proxy.url).seconds
+        server_cpu, client_cpu = moto.cpu_seconds() - server_before, _client_cpu() - client_before
+    if lane != COSTALLOC:
+        # Untimed, and straight at moto: not the lane's work.
+        check_moved(lane, stage)
     run = LaneRun(
-        files_per_second=rate,
-        server_cpu_ms_per_file=(moto.cpu_seconds() - server_before) * per_file,
-        client_cpu_ms_per_file=(_client_cpu() - client_before) * per_file,
+        seconds=seconds,
+        files=stage.files,
+        object_size=stage.object_size,
+        server_cpu_seconds=server_cpu,
+        client_cpu_seconds=client_cpu,
+        proxy_cpu_seconds=proxy.cpu_seconds(),
+        requests=proxy.requests_by_method(),
     )
     return run, relocation
+
+
+def run_heat(
+    heat: Heat,
+    lanes: Sequence[str],
+    moto: MotoServer,
+    databases: PostgresDatabases,
+    data_dir: Path,
+    options: RaceOptions,
+    say: Callable[[str], None],
+) -> str:
+    """Every lane of the heat, `options.rounds` times; returns the core placement."""
+    placement = ""
+    heat.runs = {lane: [] for lane in lanes}
+    for round_number in range(options.rounds):
+        for lane in lane_order(round_number, lanes):
+            stage = prepare_move(moto, databases, data_dir, heat.files, heat.object_size, options.concurrency)
+            try:
+                with moto.own_core() as placement:
+                    run, relocation = run_lane(lane, stage, moto, heat.latency_ms)
+            finally:
+                discard(stage, databases)
+            heat.runs[lane].append(run)
+            if relocation is not None:
+                heat.relocations.append(relocation)
+            say(
+                f"D={heat.latency_ms:g} ms, {heat.files} x {heat.object_size} B, round {round_number + 1}/"
+                f"{options.rounds} {lane}: {run.files_per_second:.1f} files/s ({run.megabytes_per_second:.1f} MB/s), "
+                f"CPU/file moto {run.server_cpu_ms_per_file:.2f} ms, client {run.client_cpu_ms_per_file:.2f} ms, "
+                f"proxy {run.proxy_cpu_ms_per_file:.2f} ms; {run.requests_per_file:.2f} requests/file"
+            )
+    return placement
 
 
 def run_race(
     moto: MotoServer, databases: PostgresDatabases, data_dir: Path, options: RaceOptions, say: Callable[[str], None]
 ) -> RaceResult:
-    result = RaceResult(options)
-    for round_number in range(options.rounds):
-        for lane in lane_order(round_number):
-            stage = prepare_move(moto, databases, data_dir, options.files, options.object_size, options.concurrency)
-            try:
-                with moto.own_core() as result.placement:
-                    run, relocation = run_lane(lane, stage, moto, options.latency)
-            finally:
-                discard(stage, databases)
-            result.lanes[lane].append(run)
-            if lane == COSTALLOC and relocation is not None:
-                result.relocations.append(relocation)
-            say(
-                f"round {round_number + 1}/{options.rounds} {lane}: {run.files_per_second:.1f} files/s, "
-                f"moto {run.server_cpu_ms_per_file:.2f} ms CPU/file, "
-                f"client {run.client_cpu_ms_per_file:.2f} ms CPU/file"
-            )
+    result = RaceResult(options, unavailable=unavailable())
+    lanes = [lane for lane in LANES if lane not in result.unavailable]
+    for lane, reason in result.unavailable.items():
+        say(f"lane {lane} does not run: {reason}")
+    started = time.perf_counter()
+    for latency_ms in options.latencies_ms:
+        heat = Heat(latency_ms, options.files, options.object_size)
+        result.placement = run_heat(heat, lanes, moto, databases, data_dir, options, say)
+        result.heats.append(heat)
+    if options.large_files:
+        result.large = Heat(options.large_latency_ms, options.large_files, options.large_object_size)
+        run_heat(result.large, lanes, moto, databases, data_dir, options, say)
+    say(f"race done in {time.perf_counter() - started:.0f} s")
     return result

@@ -12,7 +12,7 @@ import uuid
 from collections import Counter
 from dataclasses import dataclass
 
-from bench.counting import RequestCounter, add_latency
+from bench.counting import RequestCounter
 from bench.dataset import MoveStage
 from costalloc_pipeline.db import engine_for
 from costalloc_pipeline.mover.context import move_context
@@ -42,15 +42,13 @@ class IncompleteMove(RuntimeError):
     """A benchmark lane that did not move everything measured nothing worth reporting."""
 
 
-def relocate(stage: MoveStage, latency: float = 0.0) -> RelocationRun:
+def relocate(stage: MoveStage) -> RelocationRun:
     settings = stage.settings
     repository = engine_for(settings.repository_url)
     replica = engine_for(settings.replica_url)
     # RepositoryS3 pools twice the copy concurrency: a bundle's copies plus a multipart's parts.
     s3 = make_s3_client(settings.s3_endpoint_url, settings.s3_region, 2 * settings.copy_concurrency)
     counter = RequestCounter().attach(s3)
-    if latency:
-        add_latency(s3, latency)
 
     started = time.perf_counter()
     to_move = find_out_of_place(replica, stage.project_id, load_placement(repository)).to_move

@@ -8,22 +8,46 @@ from typing import Any
 
 from bench.end_to_end import JobRun
 from bench.profiling import ProcessProfile
-from bench.race import COSTALLOC, COSTALLOC_WITH_LATENCY, PEERS, RaceResult
+from bench.race import COSTALLOC, FIGURES, Heat, RaceResult
 from bench.repoint_bench import RepointResult
 from bench.request_costs import peer_bound
 from bench.scale import ScaleResult
-from bench.stats import Spread
+from bench.scale_out import ScaleOutResult
+from bench.small_run import SMALL_RUN_TARGET, SmallRunResult
 
+# The delay of the race's ratio targets, and the peers they compare with (each at its defaults).
+RATIO_LATENCY_MS = 50
+RATIO_PEERS = ("s5cmd", "awscli", "rclone")
+LARGE_TARGET = "large objects: costalloc MB/s / best peer"
+CPU_TARGET = "client CPU ms per moved file at D=0 ms"
+REQUESTS_TARGET = "requests per moved file"
+RACE_TARGETS: dict[str, tuple[str, float]] = {
+    f"costalloc/s5cmd at D={RATIO_LATENCY_MS} ms": (">=", 1.0),
+    f"costalloc/awscli at D={RATIO_LATENCY_MS} ms": (">=", 1.5),
+    f"costalloc/rclone at D={RATIO_LATENCY_MS} ms": (">=", 4.0),
+    CPU_TARGET: ("<=", 2.0),
+    REQUESTS_TARGET: ("<=", 2.0),
+    LARGE_TARGET: (">=", 1.0),
+}
 # The issue's targets: name -> (comparison, threshold).
 TARGETS: dict[str, tuple[str, float]] = {
-    "costalloc/s5cmd": (">=", 1.0),
-    "costalloc/awscli": (">=", 1.2),
-    "requests per moved file": ("<=", 2.05),
-    "throughput with latency / without": (">=", 0.8),
-    "files_out_of_place rows/s": (">=", 250_000),
+    **RACE_TARGETS,
+    "files_out_of_place rows/s": (">=", 500_000),
     "files_out_of_place peak RSS MB": ("<=", 600),
+    "no_misplaced_files check seconds": ("<=", 10.0),
     "incremental refresh seconds": ("<", 5.0),
     "repoint handles/s": (">=", 20_000),
+    SMALL_RUN_TARGET: ("<", 15.0),
+}
+
+
+# The width of a target's name in the plain report.
+LABEL_WIDTH = 52
+# Targets of work not built yet (the versioned archive mode): printed as such, never as a figure.
+NOT_BUILT = {
+    "costalloc/s5cmd at D=0 ms, versioned archive mode": ">= 1.0",
+    "bytes copied per moved byte, versioned archive mode": "1.0",
+    "requests per moved file, versioned archive mode": "<= 2.0",
 }
 
 
@@ -31,6 +55,12 @@ TARGETS: dict[str, tuple[str, float]] = {
 class TargetCheck:
     name: str
     value: float
+    # The database a planning figure was measured on, when not PostgreSQL (the issue's targets' own).
+    backend: str = "postgresql"
+
+    @property
+    def label(self) -> str:
+        return self.name if self.backend == "postgresql" else f"{self.name} on {self.backend}"
 
     @property
     def comparison(self) -> str:
@@ -54,60 +84,70 @@ class BenchReport:
     environment: dict[str, Any]
     race: RaceResult | None = None
     job: JobRun | None = None
-    scale: ScaleResult | None = None
+    # One per database planned on.
+    scale: list[ScaleResult] = field(default_factory=list)
     repoint: RepointResult | None = None
     profiles: list[ProcessProfile] = field(default_factory=list)
     # moto CPU milliseconds per request, by kind (bench.request_costs).
     request_costs: dict[str, float] = field(default_factory=dict)
+    small_run: SmallRunResult | None = None
+    scale_out: ScaleOutResult | None = None
 
     # -- figures ------------------------------------------------------------------------------
 
-    def rates(self) -> dict[str, Spread]:
-        assert self.race is not None
-        return {lane: Spread.of([run.files_per_second for run in runs]) for lane, runs in self.race.lanes.items()}
-
-    def costalloc_calls(self) -> Counter[str]:
-        assert self.race is not None
-        return sum((run.calls for run in self.race.relocations), start=Counter())
-
-    def moved_files(self) -> int:
-        assert self.race is not None
-        return sum(run.result.moved_files for run in self.race.relocations)
-
-    def server_bounds(self) -> dict[str, float]:
-        """Per peer: the median moto CPU per file of the peer over costalloc's."""
-        assert self.race is not None
-
-        def cost(lane: str) -> float:
-            return Spread.of([run.server_cpu_ms_per_file for run in self.race.lanes[lane]]).median
-
-        return {peer: cost(peer) / cost(COSTALLOC) for peer in PEERS}
-
     def requests_per_file(self) -> float:
-        return sum(self.costalloc_calls().values()) / self.moved_files()
+        """Requests moto was sent per file costalloc moved, over every small-object heat."""
+        assert self.race is not None
+        runs = [run for heat in self.race.heats for run in heat.runs.get(COSTALLOC, [])]
+        return sum(sum(run.requests.values()) for run in runs) / sum(run.files for run in runs)
+
+    def unmeasured(self) -> dict[str, str]:
+        """The race's targets this run has no figure for, with why."""
+        if self.race is None:
+            return {}
+        measured = {check.name for check in self.checks()}
+        missing = [name for name in RACE_TARGETS if name not in measured]
+        return dict.fromkeys(missing, "not measured in this run (its delay or lanes did not run)") | dict.fromkeys(
+            NOT_BUILT, "not built yet"
+        )
+
+    def _race_checks(self, race: RaceResult) -> list[TargetCheck]:
+        checks: list[TargetCheck] = []
+        at_ratio = race.heat_at(RATIO_LATENCY_MS)
+        if at_ratio is not None:
+            checks += [
+                TargetCheck(f"costalloc/{peer} at D={RATIO_LATENCY_MS} ms", at_ratio.ratio(peer))
+                for peer in RATIO_PEERS
+                if peer in at_ratio.runs
+            ]
+        at_zero = race.heat_at(0)
+        if at_zero is not None:
+            checks.append(TargetCheck(CPU_TARGET, at_zero.spread(COSTALLOC, "client_cpu_ms_per_file").median))
+        checks.append(TargetCheck(REQUESTS_TARGET, self.requests_per_file()))
+        large = race.large
+        if large is not None and large.peers():
+            best = max(large.spread(peer, "megabytes_per_second").median for peer in large.peers())
+            checks.append(TargetCheck(LARGE_TARGET, large.spread(COSTALLOC, "megabytes_per_second").median / best))
+        return checks
 
     def checks(self) -> list[TargetCheck]:
         checks: list[TargetCheck] = []
         if self.race is not None:
-            rates = self.rates()
-            for peer in PEERS:
-                checks.append(TargetCheck(f"costalloc/{peer}", rates[COSTALLOC].median / rates[peer].median))
-            checks.append(TargetCheck("requests per moved file", self.requests_per_file()))
-            checks.append(
-                TargetCheck(
-                    "throughput with latency / without",
-                    rates[COSTALLOC_WITH_LATENCY].median / rates[COSTALLOC].median,
-                )
-            )
-        if self.scale is not None and self.scale.out_of_place:
-            largest = max(self.scale.out_of_place)
-            probe = self.scale.out_of_place[largest]
-            checks.append(TargetCheck("files_out_of_place rows/s", probe.figures["rows"] / probe.seconds))
-            checks.append(TargetCheck("files_out_of_place peak RSS MB", probe.peak_rss_mb))
-        if self.scale is not None and self.scale.incremental_refresh is not None:
-            checks.append(TargetCheck("incremental refresh seconds", self.scale.incremental_refresh.seconds))
+            checks += self._race_checks(self.race)
+        for scale in self.scale:
+            if scale.out_of_place:
+                probe = scale.out_of_place[max(scale.out_of_place)]
+                checks.append(TargetCheck("files_out_of_place rows/s", probe.rows_per_second, scale.backend))
+                checks.append(TargetCheck("files_out_of_place peak RSS MB", probe.peak_rss_mb, scale.backend))
+            if scale.check is not None:
+                checks.append(TargetCheck("no_misplaced_files check seconds", scale.check.seconds, scale.backend))
+            if scale.incremental_refresh is not None:
+                refresh = scale.incremental_refresh.seconds
+                checks.append(TargetCheck("incremental refresh seconds", refresh, scale.backend))
         if self.repoint is not None:
             checks.append(TargetCheck("repoint handles/s", self.repoint.handles_per_second))
+        if self.small_run is not None:
+            checks.append(TargetCheck(SMALL_RUN_TARGET, self.small_run.chosen.median))
         return checks
 
     # -- rendering ----------------------------------------------------------------------------
@@ -115,48 +155,15 @@ class BenchReport:
     def as_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {"environment": self.environment}
         if self.race is not None:
-            options = self.race.options
-            data["race"] = {
-                "files": options.files,
-                "object_size": options.object_size,
-                "rounds": options.rounds,
-                "latency_seconds": options.latency,
-                "files_per_second": {lane: spread.as_dict() for lane, spread in self.rates().items()},
-                "server_cpu_ms_per_file": {
-                    lane: Spread.of([run.server_cpu_ms_per_file for run in runs]).as_dict()
-                    for lane, runs in self.race.lanes.items()
-                },
-                "server_busy_share": {
-                    lane: Spread.of([run.server_busy_share for run in runs]).as_dict()
-                    for lane, runs in self.race.lanes.items()
-                },
-                "client_cpu_ms_per_file": {
-                    lane: Spread.of([run.client_cpu_ms_per_file for run in runs]).as_dict()
-                    for lane, runs in self.race.lanes.items()
-                },
-                "placement": self.race.placement,
-                "server_bound": self.server_bounds(),
-                "costalloc_calls": dict(self.costalloc_calls()),
-                "costalloc_http_requests": sum(run.http_requests for run in self.race.relocations),
-                "costalloc_moved_files": self.moved_files(),
-                "costalloc_bundles": self.race.relocations[0].bundles,
-            }
+            data["race"] = _race_dict(self.race)
         if self.job is not None:
             data["relocate_project_job"] = {
                 "seconds": self.job.seconds,
                 "files_per_second": self.job.files_per_second,
                 "skipped": self.job.skipped,
             }
-        if self.scale is not None:
-            data["scale"] = {
-                "total_versions": self.scale.total_versions,
-                "rows_seconds": self.scale.rows_seconds,
-                "full_refresh": self.scale.full_refresh.figures if self.scale.full_refresh else None,
-                "incremental_refresh": self.scale.incremental_refresh.figures
-                if self.scale.incremental_refresh
-                else None,
-                "files_out_of_place": {str(size): probe.figures for size, probe in self.scale.out_of_place.items()},
-            }
+        if self.scale:
+            data["scale"] = {scale.backend: scale.as_dict() for scale in self.scale}
         if self.repoint is not None:
             data["repoint"] = {
                 "handles": self.repoint.handles,
@@ -177,10 +184,16 @@ class BenchReport:
                     "samples": profile.samples,
                     "self": [[spot.share, spot.frame] for spot in profile.self_time],
                     "inclusive": [[spot.share, spot.frame] for spot in profile.inclusive],
+                    "kinds": [[spot.share, spot.frame] for spot in profile.kinds],
                 }
                 for profile in self.profiles
             }
-        data["targets"] = {check.name: check.as_dict() for check in self.checks()}
+        if self.small_run is not None:
+            data["small_run"] = self.small_run.as_dict()
+        if self.scale_out is not None:
+            data["scale_out"] = self.scale_out.as_dict()
+        data["targets"] = {check.label: check.as_dict() for check in self.checks()}
+        data["targets_without_figure"] = self.unmeasured()
         return data
 
     def lines(self) -> list[str]:
@@ -201,8 +214,8 @@ class BenchReport:
                     f"relocate_project job (end to end, sensor + run start-up included): {self.job.seconds:.1f} s, "
                     f"{self.job.files_per_second:.1f} files/s (not used in the ratios)"
                 )
-        if self.scale is not None:
-            out += self._scale_lines()
+        for scale in self.scale:
+            out += self._scale_lines(scale)
         if self.repoint is not None:
             r = self.repoint
             out += [
@@ -225,61 +238,64 @@ class BenchReport:
                 "",
                 f"profile of {profile.name} ({profile.samples} samples of running threads; raw: {profile.raw_path})",
             ]
+            out += [f"  kind {spot.share:6.1%}  {spot.frame}" for spot in profile.kinds]
             out += [f"  self {spot.share:6.1%}  {spot.frame}" for spot in profile.self_time]
+        if self.small_run is not None:
+            out += ["", *self.small_run.lines()]
+        if self.scale_out is not None:
+            out += ["", *self.scale_out.lines()]
         out += ["", "targets:"]
         for check in self.checks():
             verdict = "met" if check.met else "MISSED"
             out.append(
-                f"  {check.name:36s} {check.value:14,.3f}  target {check.comparison} {check.threshold:g}  {verdict}"
+                f"  {check.label:{LABEL_WIDTH}s} {check.value:14,.3f}  "
+                f"target {check.comparison} {check.threshold:g}  {verdict}"
             )
+        for name, reason in self.unmeasured().items():
+            out.append(f"  {name:{LABEL_WIDTH}s} {'-':>14s}  target {_target_text(name)}  {reason}")
         return out
 
     def _race_lines(self) -> list[str]:
         assert self.race is not None
-        options = self.race.options
-        rates = self.rates()
+        race = self.race
         out = [
             "",
-            f"move race: {options.files} objects of {options.object_size} bytes, {options.rounds} rounds, "
-            "fresh identical data per lane and round, lanes alternating",
+            f"fair move race: every lane through a proxy delaying each request by D ms in front of moto; "
+            f"fresh identical data per lane and round, lanes alternating, medians of {race.options.rounds} rounds",
+            f"  {race.placement}; the proxy runs beside the clients",
         ]
-        for lane, runs in self.race.lanes.items():
-            spread = rates[lane]
-            server = Spread.of([run.server_cpu_ms_per_file for run in runs])
-            client = Spread.of([run.client_cpu_ms_per_file for run in runs])
-            busy = Spread.of([run.server_busy_share for run in runs])
-            out.append(
-                f"  {lane:18s} {spread.median:8.1f} files/s (min {spread.low:.1f}, max {spread.high:.1f}); "
-                f"CPU per file: moto {server.median:.2f} ms, client {client.median:.2f} ms; moto busy {busy.median:.0%}"
-            )
-        out.append(f"  {self.race.placement}")
-        for peer, bound in self.server_bounds().items():
-            out.append(
-                f"  moto CPU per {peer} file / per costalloc file: {bound:.2f} (costalloc/{peer} if both kept "
-                "moto equally busy: the server-side work costalloc asks for, an archive copy where peers delete)"
-            )
-        calls = self.costalloc_calls()
-        moved = self.moved_files()
-        http = sum(run.http_requests for run in self.race.relocations)
+        out += [f"  lane {lane} did not run: {reason}" for lane, reason in race.unavailable.items()]
+        for heat in race.heats:
+            out += _heat_lines(heat, "files_per_second", "files/s")
+        if race.large is not None:
+            out += _heat_lines(race.large, "megabytes_per_second", "MB/s")
+        calls = sum((run.calls for heat in race.heats for run in heat.relocations), start=Counter[str]())
         out.append(
-            f"  costalloc S3 requests per moved file: {self.requests_per_file():.3f} "
-            f"({', '.join(f'{op} {count}' for op, count in sorted(calls.items()))}; "
-            f"{http} HTTP requests sent, retries included, for {moved} files)"
+            f"  costalloc's S3 calls over the small-object heats: "
+            f"{', '.join(f'{op} {count}' for op, count in sorted(calls.items()))}; "
+            f"{self.requests_per_file():.3f} requests per moved file at the proxy"
         )
-        out.append(f"  latency lane: {options.latency * 1000:.0f} ms added before every request of costalloc's client")
         return out
 
-    def _scale_lines(self) -> list[str]:
-        assert self.scale is not None
-        scale = self.scale
+    def _scale_lines(self, scale: ScaleResult) -> list[str]:
         out = [
             "",
-            f"planning at scale on PostgreSQL: {scale.total_versions:,} handle versions "
-            f"({scale.rows_seconds:.0f} s to write)",
+            f"planning at scale on {scale.backend}: {scale.total_versions:,} handle versions "
+            f"({scale.rows_seconds:.0f} s to write the first part)",
         ]
         if scale.full_refresh is not None:
             f = scale.full_refresh
-            out.append(f"  initial full refresh: {f.seconds:.1f} s, peak RSS {f.peak_rss_mb:.0f} MB")
+            out.append(
+                f"  initial full refresh: {f.seconds:.1f} s ({f.figures['replica_rows']:,} replica rows), "
+                f"peak RSS {f.peak_rss_mb:.0f} MB"
+            )
+        if scale.change is not None and scale.changed_refresh is not None:
+            c, f = scale.change, scale.changed_refresh
+            out.append(
+                f"  then {c.versions_added:,} versions added and {c.handles_updated:,} handles updated "
+                f"({c.seconds:.0f} s); incremental refresh: {f.seconds:.1f} s, {f.figures['rows_upserted']:,} rows "
+                f"upserted, statistics refreshed: {f.figures['analyzed']}"
+            )
         if scale.incremental_refresh is not None:
             f = scale.incremental_refresh
             out.append(
@@ -287,12 +303,86 @@ class BenchReport:
                 f"{f.spread.low:.2f}, max {f.spread.high:.2f}; {f.figures['rows_read']} rows re-read, "
                 f"{f.figures['rows_upserted']} upserted), peak RSS {f.peak_rss_mb:.0f} MB"
             )
+        if scale.plan:
+            plan = scale.plan
+            out.append(
+                f"  plan of the largest project's query after the incremental refresh: {' > '.join(plan['nodes'])}; "
+                f"rows estimated {plan['rows_estimated']:,.0f}, found {plan['rows_actual']:,.0f} "
+                f"({plan['seconds']:.2f} s under EXPLAIN ANALYZE)"
+            )
         for size, probe in sorted(scale.out_of_place.items()):
             rows = probe.figures["rows"]
             out.append(
                 f"  files_out_of_place, project of {size:,} versions: {rows:,} rows in {probe.seconds:.2f} s "
                 f"(median of {probe.spread.samples}, min {probe.spread.low:.2f}, max {probe.spread.high:.2f}) = "
-                f"{rows / probe.seconds:,.0f} rows/s, peak RSS {probe.peak_rss_mb:.0f} MB "
-                f"(after imports {probe.figures['baseline_rss_mb']:.0f} MB)"
+                f"{probe.rows_per_second:,.0f} rows/s, peak RSS {probe.peak_rss_mb:.0f} MB "
+                f"(after imports {probe.figures['baseline_rss_mb']:.0f} MB; {probe.figures['conflicts']} conflicts)"
+            )
+        if scale.check is not None:
+            f = scale.check
+            out.append(
+                f"  no_misplaced_files of the largest project: {f.seconds:.2f} s (median of {f.spread.samples}, "
+                f"min {f.spread.low:.2f}, max {f.spread.high:.2f}; {f.figures['misplaced_files']:,} misplaced, "
+                f"{f.figures['conflict_files']} conflicts), peak RSS {f.peak_rss_mb:.0f} MB"
             )
         return out
+
+
+def _target_text(name: str) -> str:
+    if name in NOT_BUILT:
+        return NOT_BUILT[name]
+    comparison, threshold = TARGETS[name]
+    return f"{comparison} {threshold:g}"
+
+
+def _heat_dict(heat: Heat) -> dict[str, Any]:
+    return {
+        "latency_ms": heat.latency_ms,
+        "files": heat.files,
+        "object_size": heat.object_size,
+        "lanes": {
+            lane: {
+                **{figure: heat.spread(lane, figure).as_dict() for figure in FIGURES},
+                "requests": dict(sum((Counter(run.requests) for run in runs), start=Counter[str]())),
+            }
+            for lane, runs in heat.runs.items()
+        },
+        "costalloc_over": {
+            peer: {figure: heat.ratio(peer, figure) for figure in ("files_per_second", "megabytes_per_second")}
+            for peer in heat.peers()
+        },
+    }
+
+
+def _race_dict(race: RaceResult) -> dict[str, Any]:
+    relocations = [run for heat in race.heats for run in heat.relocations]
+    return {
+        "rounds": race.options.rounds,
+        "placement": race.placement,
+        "unavailable": race.unavailable,
+        "heats": [_heat_dict(heat) for heat in race.heats],
+        "large": _heat_dict(race.large) if race.large is not None else None,
+        "costalloc_calls": dict(sum((run.calls for run in relocations), start=Counter[str]())),
+        "costalloc_moved_files": sum(run.result.moved_files for run in relocations),
+    }
+
+
+def _heat_lines(heat: Heat, rate: str, unit: str) -> list[str]:
+    out = [
+        "",
+        f"  D = {heat.latency_ms:g} ms, {heat.files:,} objects of {heat.object_size:,} bytes:",
+        f"    {'lane':12s} {unit + ' (min, max)':>26s} {'client ms/file':>15s} {'moto ms/file':>13s} "
+        f"{'proxy ms/file':>14s} {'requests/file':>14s} {'moto busy':>10s} {'costalloc/lane':>15s}",
+    ]
+    for lane in heat.runs:
+        spread = heat.spread(lane, rate)
+        ratio = f"{heat.ratio(lane, rate):.2f}" if lane != COSTALLOC else ""
+        out.append(
+            f"    {lane:12s} {f'{spread.median:.1f} ({spread.low:.1f}, {spread.high:.1f})':>26s} "
+            f"{heat.spread(lane, 'client_cpu_ms_per_file').median:15.2f} "
+            f"{heat.spread(lane, 'server_cpu_ms_per_file').median:13.2f} "
+            f"{heat.spread(lane, 'proxy_cpu_ms_per_file').median:14.2f} "
+            f"{heat.spread(lane, 'requests_per_file').median:14.2f} "
+            f"{heat.spread(lane, 'server_busy_share').median:10.0%} {ratio:>15s}"
+        )
+    return out

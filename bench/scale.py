@@ -1,4 +1,12 @@
-"""Planning at scale on PostgreSQL: the replica refresh and files_out_of_place on millions of rows.
+"""Planning at scale on PostgreSQL and MariaDB: the replica refresh, files_out_of_place and the
+no_misplaced_files check on millions of rows, after an incremental refresh that changed many.
+
+The repository is written in two parts. The filler projects first, spread over a year, then a
+full refresh of the replica. Then, as a busy day would: the measured projects arrive (their
+entities, versions and handles, all new) and every handle of the first filler project changes;
+an incremental refresh brings the replica up to date, and the planning steps run on what it left
+(its statistics included: replica/statistics.py decides whether it analyzed). The repository's own
+statistics are those of before the change, as on a server whose autovacuum has not caught up.
 
 Each measured step runs in a child process (bench.probe), so its peak RSS is the step's own and
 not this benchmark's.
@@ -10,33 +18,52 @@ import json
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
-from bench.bulk_rows import insert_projects, layout
+from sqlalchemy import Connection, Engine
+
+from bench.bulk_rows import (
+    Buckets,
+    ProjectRows,
+    Stamps,
+    analyze_repository,
+    insert_project_files,
+    insert_projects,
+    layout,
+    touch_handles,
+)
 from bench.dataset import stage_settings
+from bench.mariadb_databases import MariaDBDatabases
 from bench.servers import MotoServer, PostgresDatabases
 from bench.stats import Spread
 from costalloc_pipeline import allocations
 from costalloc_pipeline.auth import admin_caller
 from costalloc_pipeline.bootstrap import bootstrap
 from costalloc_pipeline.db import engine_for
+from costalloc_pipeline.placement.misplaced import own_handles_query
+from costalloc_pipeline.placement.rule import load_placement
 from costalloc_pipeline.s3 import s3_client
 
 REPOSITORY_ROOT = Path(__file__).resolve().parent.parent
 # Projects that fill the repository beyond the measured ones are at most this large.
 FILLER_VERSIONS = 100_000
+BACKENDS = ("postgresql", "mariadb")
+DEFAULT_MARIADB_URL = "mysql+pymysql://root@127.0.0.1:3306/mysql?charset=utf8mb4"
 
 
 @dataclass(frozen=True)
 class ScaleOptions:
     total_versions: int
-    # Sizes of the measured projects, in entity versions (= handles).
+    # Sizes of the measured projects, in entity versions.
     project_versions: tuple[int, ...]
-    # Runs of each repeatable step (the no-change refresh, files_out_of_place); the median counts.
+    # Runs of each repeatable step (the no-change refresh, files_out_of_place, the check); the median counts.
     rounds: int = 3
+    backends: tuple[str, ...] = ("postgresql",)
+    mariadb_url: str = DEFAULT_MARIADB_URL
 
 
 @dataclass(frozen=True)
@@ -58,15 +85,58 @@ class Probe:
     def peak_rss_mb(self) -> float:
         return float(self.figures["peak_rss_mb"])
 
+    @property
+    def rows_per_second(self) -> float:
+        return float(self.figures["rows"]) / self.seconds
+
+
+@dataclass(frozen=True)
+class Change:
+    """What changed in the repository between the full and the incremental refresh."""
+
+    versions_added: int
+    handles_updated: int
+    seconds: float
+
 
 @dataclass
 class ScaleResult:
+    backend: str
     total_versions: int
     rows_seconds: float = 0.0
     full_refresh: Probe | None = None
+    change: Change | None = None
+    # The incremental refreshes that find nothing new (before the change), and the one after it.
+    changed_refresh: Probe | None = None
     incremental_refresh: Probe | None = None
+    # The plan of the largest project's files_out_of_place query, after the changed refresh.
+    plan: dict[str, Any] = field(default_factory=dict)
     # Project size in versions -> its files_out_of_place probe.
     out_of_place: dict[int, Probe] = field(default_factory=dict)
+    # The no_misplaced_files check of the largest measured project.
+    check: Probe | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        def figures(found: Probe | None) -> dict[str, Any] | None:
+            return found.figures if found is not None else None
+
+        return {
+            "total_versions": self.total_versions,
+            "rows_seconds": self.rows_seconds,
+            "full_refresh": figures(self.full_refresh),
+            "change": vars(self.change) if self.change is not None else None,
+            "changed_refresh": figures(self.changed_refresh),
+            "incremental_refresh": figures(self.incremental_refresh),
+            "plan": self.plan,
+            "files_out_of_place": {str(size): found.figures for size, found in self.out_of_place.items()},
+            "no_misplaced_files": figures(self.check),
+        }
+
+
+class Databases(Protocol):
+    def fresh(self) -> str: ...
+
+    def drop(self, name_or_url: str) -> None: ...
 
 
 def probe(*args: str) -> Probe:
@@ -99,33 +169,139 @@ def _assign_all(url: str, settings: Any, project_ids: Sequence[int]) -> None:
         allocations.assign(repository, client, settings, project_id, f"scale-{project_id}", caller)
 
 
+def _plan_nodes(plan: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    yield plan
+    for child in plan.get("Plans", []):
+        yield from _plan_nodes(child)
+
+
+def _postgresql_plan(conn: Connection, sql: str, params: dict[str, Any]) -> dict[str, Any]:
+    [[document]] = conn.exec_driver_sql(f"EXPLAIN (ANALYZE, FORMAT JSON) {sql}", params).all()
+    root = document[0]["Plan"]
+    return {
+        "nodes": [
+            " on ".join(filter(None, (node["Node Type"], node.get("Relation Name")))) for node in _plan_nodes(root)
+        ],
+        # Of the whole query: a parallel node's own estimate is per process.
+        "rows_estimated": float(root["Plan Rows"]),
+        "rows_actual": float(root["Actual Rows"] * root["Actual Loops"]),
+        "seconds": document[0]["Execution Time"] / 1000,
+    }
+
+
+def _mariadb_plan(conn: Connection, sql: str, params: dict[str, Any]) -> dict[str, Any]:
+    # ANALYZE runs the statement and reports, per table, the rows the optimizer expected and read.
+    started = time.perf_counter()
+    rows = conn.exec_driver_sql(f"ANALYZE {sql}", params).mappings().all()
+    seconds = time.perf_counter() - started
+    project_scan = next(row for row in rows if row["table"] == "entity_replication")
+    return {
+        "nodes": [f"{row['type']} on {row['table']} by {row['key']}" for row in rows],
+        # Of the project's rows of entity_replication, where the query starts.
+        "rows_estimated": float(project_scan["rows"]),
+        "rows_actual": float(project_scan["r_rows"] or 0),
+        "seconds": seconds,
+    }
+
+
+def explain_out_of_place(url: str, project_id: int) -> dict[str, Any]:
+    """How the database runs the largest query of files_out_of_place: its plan's nodes, and the
+    rows it expected of the project against those it found (a bad estimate picks a bad join)."""
+    engine = engine_for(url)
+    placement = load_placement(engine)
+    query = own_handles_query(project_id, placement.target_bucket(project_id), placement.managed_buckets)
+    compiled = query.compile(dialect=engine.dialect, compile_kwargs={"render_postcompile": True})
+    with engine.connect() as conn:
+        if engine.dialect.name == "postgresql":
+            return _postgresql_plan(conn, str(compiled), compiled.params)
+        return _mariadb_plan(conn, str(compiled), compiled.params)
+
+
+def _write(engine: Engine, projects: Sequence[ProjectRows], numbers: Sequence[int], default_bucket: str) -> Buckets:
+    """Every project entity, and the files of projects[n] for n in `numbers`, over the past year."""
+    with engine.begin() as conn:
+        buckets = insert_projects(conn, projects, default_bucket, numbers)
+    with engine.begin() as conn:
+        analyze_repository(conn)
+    return buckets
+
+
+def _change(engine: Engine, projects: Sequence[ProjectRows], measured: int, buckets: Buckets) -> Change:
+    """The measured projects arrive, and every handle of the first filler project changes."""
+    started = time.perf_counter()
+    with engine.begin() as conn:
+        insert_project_files(conn, projects, range(measured), buckets, Stamps.now())
+        updated = touch_handles(conn, projects[measured]) if len(projects) > measured else 0
+    return Change(sum(p.versions for p in projects[:measured]), updated, time.perf_counter() - started)
+
+
+@contextmanager
+def _databases(backend: str, postgresql: PostgresDatabases, options: ScaleOptions) -> Iterator[Databases]:
+    if backend == "postgresql":
+        yield postgresql
+        return
+    with MariaDBDatabases(options.mariadb_url) as mariadb:
+        yield mariadb
+
+
 def run_scale(
     moto: MotoServer, databases: PostgresDatabases, data_dir: Path, options: ScaleOptions, say: Callable[[str], None]
+) -> list[ScaleResult]:
+    results = []
+    for backend in options.backends:
+        with _databases(backend, databases, options) as backend_databases:
+            results.append(_run_backend(backend, moto, backend_databases, data_dir, options, say))
+    return results
+
+
+def _run_backend(
+    backend: str,
+    moto: MotoServer,
+    databases: Databases,
+    data_dir: Path,
+    options: ScaleOptions,
+    say: Callable[[str], None],
 ) -> ScaleResult:
     url = databases.fresh()
     try:
         settings = stage_settings(moto.endpoint, url, data_dir, None)
         bootstrap(settings)
+        engine = engine_for(url)
         projects = layout(options.project_versions, options.total_versions, FILLER_VERSIONS)
+        measured = len(options.project_versions)
+        result = ScaleResult(backend=backend, total_versions=sum(p.versions for p in projects))
         started = time.perf_counter()
-        with engine_for(url).begin() as conn:
-            insert_projects(conn, projects, settings.default_bucket)
-        result = ScaleResult(total_versions=sum(p.versions for p in projects))
+        buckets = _write(engine, projects, range(measured, len(projects)), settings.default_bucket)
         result.rows_seconds = time.perf_counter() - started
         say(
-            f"scale: {result.total_versions} handle versions in {len(projects)} projects "
-            f"written in {result.rows_seconds:.1f} s"
+            f"scale on {backend}: {result.total_versions - sum(p.versions for p in projects[:measured])} handle "
+            f"versions in {len(projects) - measured} projects written in {result.rows_seconds:.1f} s"
         )
-        measured = projects[: len(options.project_versions)]
-        _assign_all(url, settings, [project.project_id for project in measured])
+        _assign_all(url, settings, [project.project_id for project in projects[:measured]])
         result.full_refresh = probe("refresh", url)
-        say(f"scale: initial full refresh {result.full_refresh.seconds:.1f} s")
+        say(f"scale on {backend}: initial full refresh {result.full_refresh.seconds:.1f} s")
+        # Before the change: right after it, every refresh re-reads what changed within its overlap.
         result.incremental_refresh = probe_rounds(options.rounds, "refresh", url)
-        say(f"scale: incremental refresh, nothing changed, {result.incremental_refresh.seconds:.2f} s")
-        for project in measured:
+        say(f"scale on {backend}: incremental refresh, nothing changed, {result.incremental_refresh.seconds:.2f} s")
+        result.change = _change(engine, projects, measured, buckets)
+        say(
+            f"scale on {backend}: {result.change.versions_added} versions added, "
+            f"{result.change.handles_updated} handles updated in {result.change.seconds:.1f} s"
+        )
+        result.changed_refresh = probe("refresh", url)
+        say(
+            f"scale on {backend}: incremental refresh after the change {result.changed_refresh.seconds:.1f} s, "
+            f"analyzed {result.changed_refresh.figures['analyzed']}"
+        )
+        largest = max(projects[:measured], key=lambda project: project.versions).project_id
+        result.plan = explain_out_of_place(url, largest)
+        say(f"scale on {backend}: plan of the largest project {result.plan}")
+        for project in projects[:measured]:
             found = probe_rounds(options.rounds, "out-of-place", url, str(project.project_id))
             result.out_of_place[project.versions] = found
-            say(f"scale: files_out_of_place of a {project.versions}-version project {found.seconds:.2f} s")
+            say(f"scale on {backend}: files_out_of_place of a {project.versions}-version project {found.seconds:.2f} s")
+        result.check = probe_rounds(options.rounds, "check", url, str(largest))
+        say(f"scale on {backend}: no_misplaced_files of the largest project {result.check.seconds:.2f} s")
         return result
     finally:
         databases.drop(url)

@@ -7,9 +7,9 @@ passed to the replica queries as parameters (the two databases may differ: no cr
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 # No pandas-stubs in the environment: pandas is untyped here.
 import pandas as pd
@@ -26,10 +26,12 @@ from sqlalchemy import (
     func,
     or_,
     select,
+    union,
 )
 
 from costalloc_pipeline.placement.arrow_blocks import Rows, fetch_blocks
 from costalloc_pipeline.placement.rule import (
+    HandleIdQuery,
     Placement,
     connected,
     misplaced_condition,
@@ -53,8 +55,16 @@ OUT_OF_PLACE_SCHEMA = HANDLE_SCHEMA.append(
     # True for a handle reached through the preview_id of one of the project's handles.
     pa.field("is_preview", pa.bool_(), nullable=False)
 )
-OWN_HANDLES_SCHEMA = HANDLE_SCHEMA.append(pa.field("preview_id", pa.int64())).append(
-    pa.field("misplaced", pa.bool_(), nullable=False)
+# A row of the one pass: a handle of the project, whether it is misplaced, then its preview's
+# columns (all NULL without one) and whether that preview is misplaced.
+PREVIEW_PREFIX = "preview_"
+OWN_HANDLES_SCHEMA = pa.schema(
+    [
+        *HANDLE_SCHEMA,
+        pa.field("misplaced", pa.bool_(), nullable=False),
+        *(field.with_name(PREVIEW_PREFIX + field.name).with_nullable(True) for field in HANDLE_SCHEMA),
+        pa.field("preview_misplaced", pa.bool_(), nullable=False),
+    ]
 )
 SHARING_SCHEMA = pa.schema(
     [pa.field("file_handle_id", pa.int64(), nullable=False), pa.field("other_project_id", pa.int64(), nullable=False)]
@@ -68,8 +78,6 @@ CONFLICT_COLUMNS = [
     "other_project_id",
     "other_target_bucket",
 ]
-# Bound parameters per previews query: well under SQLite's limit.
-PREVIEW_IDS_PER_QUERY = 5_000
 
 
 @dataclass(frozen=True)
@@ -88,46 +96,44 @@ def _project_handles(project_id: int) -> Select[tuple[int]]:
     return select(entity_replication.c.file_handle_id).where(entity_replication.c.project_id == project_id)
 
 
-def _handle_columns(handles: FromClause) -> list[ColumnElement[Any]]:
-    return [
-        handles.c.id.label("file_handle_id"),
-        handles.c.etag,
-        handles.c.bucket_name,
-        handles.c.key,
-        handles.c.content_size,
-        handles.c.content_md5,
-        handles.c.storage_location_id,
-    ]
+def _handle_columns(handles: FromClause, prefix: str = "") -> list[ColumnElement[Any]]:
+    columns = [handles.c.id, *(handles.c[name] for name in HANDLE_SCHEMA.names[1:])]
+    return [column.label(prefix + name) for column, name in zip(columns, HANDLE_SCHEMA.names, strict=True)]
 
 
 def own_handles_query(project_id: int, target_bucket: str, managed_buckets: Collection[str]) -> Select[Rows]:
-    """One pass over the project's own handles (every version of every file entity): those that are
-    misplaced, and those with a preview, whose preview may be misplaced even where they are not."""
-    misplaced = misplaced_condition(file_replication, target_bucket, managed_buckets)
-    return select(
-        *_handle_columns(file_replication),
-        file_replication.c.preview_id,
-        func.coalesce(misplaced, false()).label("misplaced"),
-    ).where(
+    """One pass over the project's own handles (every version of every file entity), each with its
+    preview fetched by id: the rows where the handle or its preview is misplaced."""
+    preview = file_replication.alias("preview")
+    misplaced = func.coalesce(misplaced_condition(file_replication, target_bucket, managed_buckets), false())
+    preview_misplaced = func.coalesce(misplaced_condition(preview, target_bucket, managed_buckets), false())
+    return (
+        select(
+            *_handle_columns(file_replication),
+            misplaced.label("misplaced"),
+            *_handle_columns(preview, PREVIEW_PREFIX),
+            preview_misplaced.label("preview_misplaced"),
+        )
+        .select_from(file_replication.outerjoin(preview, preview.c.id == file_replication.c.preview_id))
         # A semi-join (IN) rather than a join: many versions share a handle.
-        file_replication.c.id.in_(_project_handles(project_id)),
-        or_(misplaced, file_replication.c.preview_id.is_not(None)),
-    )
-
-
-def previews_query(preview_ids: Sequence[int], target_bucket: str, managed_buckets: Collection[str]) -> Select[Rows]:
-    """The misplaced ones among these previews."""
-    return select(*_handle_columns(file_replication)).where(
-        file_replication.c.id.in_(list(preview_ids)),
-        misplaced_condition(file_replication, target_bucket, managed_buckets),
+        .where(file_replication.c.id.in_(_project_handles(project_id)), or_(misplaced, preview_misplaced))
     )
 
 
 def sharing_query(project_id: int) -> Select[tuple[int, int]]:
     """(file_handle_id, other_project_id): handles of the project, previews included, that another
     project also references, directly or as the preview of one of its own handles."""
-    projects = referencing_projects(
-        entity_replication, file_replication, project_handle_ids(entity_replication, file_replication, project_id)
+    # The rule's query once per part of the project's handles (its own, their previews), not once over
+    # their UNION: MariaDB cannot semi-join an IN over a UNION, and ran it as a subquery per row of
+    # the replica (a 100,000-version project of 300,000 had not finished after 20 minutes).
+    parts = cast(list[HandleIdQuery], project_handle_ids(entity_replication, file_replication, project_id).selects)
+    # One flat UNION of the four SELECTs: SQLite takes no UNION nested in another.
+    projects = union(
+        *(
+            select_
+            for part in parts
+            for select_ in referencing_projects(entity_replication, file_replication, part).selects
+        )
     ).subquery()
     return select(projects.c.file_handle_id, projects.c.project_id).where(projects.c.project_id != project_id)
 
@@ -152,37 +158,42 @@ def files_out_of_place(
 ) -> pd.DataFrame:
     """Every misplaced handle of the project, conflicts included (OUT_OF_PLACE_SCHEMA columns).
 
-    Two steps rather than one query, so the replica is scanned once: the project's handles, then
-    its previews by id (a preview that is also one of the project's handles counts as its own)."""
+    One query, so the replica is read once: the project's handles, each with its preview by id (a
+    preview that is also one of the project's handles counts as its own)."""
     misplaced: list[pa.Table] = []
-    preview_ids: list[pa.Array] = []
+    previews: list[pa.Table] = []
+    preview_names = [PREVIEW_PREFIX + name for name in HANDLE_SCHEMA.names]
     with connected(replica) as conn:
         # Block by block, so only the misplaced rows are kept, never the whole project twice.
         for block in fetch_blocks(
             conn, own_handles_query(project_id, target_bucket, managed_buckets), OWN_HANDLES_SCHEMA
         ):
             misplaced.append(block.filter(block["misplaced"]).select(HANDLE_SCHEMA.names))
-            preview_ids.append(block["preview_id"].drop_null())
-        own = _concat(misplaced, HANDLE_SCHEMA)
-        wanted = pc.unique(pa.chunked_array(preview_ids, type=pa.int64()))
-        wanted = wanted.filter(pc.invert(pc.is_in(wanted, value_set=own["file_handle_id"].combine_chunks())))
-        previews = [
-            _concat(
-                fetch_blocks(conn, previews_query(chunk, target_bucket, managed_buckets), HANDLE_SCHEMA), HANDLE_SCHEMA
+            previews.append(
+                block.filter(block["preview_misplaced"]).select(preview_names).rename_columns(HANDLE_SCHEMA.names)
             )
-            for chunk in _chunks(wanted.to_pylist(), PREVIEW_IDS_PER_QUERY)
-        ]
-    return _frame(pa.concat_tables([_flagged(own, False), *(_flagged(p, True) for p in previews)]))
+    own = _concat(misplaced, HANDLE_SCHEMA)
+    # A preview of several handles came once per handle.
+    preview = _distinct_handles(_concat(previews, HANDLE_SCHEMA).cast(HANDLE_SCHEMA))
+    preview = preview.filter(
+        pc.invert(pc.is_in(preview["file_handle_id"], value_set=own["file_handle_id"].combine_chunks()))
+    )
+    return _frame(pa.concat_tables([_flagged(own, False), _flagged(preview, True)]))
+
+
+def _distinct_handles(handles: pa.Table) -> pa.Table:
+    """One row per handle id (the rows of one id are the same handle, read in one statement)."""
+    ordered = handles.sort_by("file_handle_id")
+    ids = ordered["file_handle_id"].combine_chunks()
+    if len(ids) < 2:
+        return ordered
+    first = pc.not_equal(ids[1:], ids[:-1])
+    return ordered.filter(pa.concat_arrays([pa.array([True]), first]))
 
 
 def _flagged(handles: pa.Table, is_preview: bool) -> pa.Table:
     flags = pa.repeat(pa.scalar(is_preview, type=pa.bool_()), handles.num_rows)
     return handles.append_column(OUT_OF_PLACE_SCHEMA.field("is_preview"), flags).cast(OUT_OF_PLACE_SCHEMA)
-
-
-def _chunks(values: list[int], size: int) -> Iterator[list[int]]:
-    for start in range(0, len(values), size):
-        yield values[start : start + size]
 
 
 def shared_handles(replica: Engine | Connection, project_id: int) -> pd.DataFrame:

@@ -18,7 +18,6 @@ from sqlalchemy.engine import make_url
 from costalloc_pipeline.config import Settings
 from costalloc_pipeline.db import dispose_engine, engine_for
 from costalloc_pipeline.errors import NotFound
-from costalloc_pipeline.placement import misplaced as misplaced_module
 from costalloc_pipeline.placement.misplaced import (
     CONFLICT_COLUMNS,
     OUT_OF_PLACE_SCHEMA,
@@ -105,17 +104,27 @@ def test_every_version_and_preview_outside_the_target_bucket_once(settings, scen
     assert row["key"] == f"1/{scenario.handles['in_beta']}/file{scenario.handles['in_beta']}.txt"
 
 
-def test_previews_fetched_a_few_ids_at_a_time_give_the_same_handles(settings, scenario, monkeypatch):
+def test_a_preview_of_several_handles_comes_once_and_an_own_handle_as_a_preview_counts_as_own(settings, builder):
+    project = builder.project()
+    shared = builder.preview()
+    first, second = builder.handle(preview_id=shared), builder.handle(preview_id=shared)
+    # A version of the project names a handle that is also another handle's preview.
+    own_preview = builder.handle()
+    with_own_preview = builder.handle(preview_id=own_preview)
+    builder.file_entity(project, first, second, own_preview, with_own_preview)
+    _replicate(settings)
     placement = load_placement(engine_for(settings.repository_url))
 
-    def alpha() -> pd.DataFrame:
-        return files_out_of_place(
-            engine_for(settings.replica_url), scenario.alpha_project, scenario.alpha_bucket, placement.managed_buckets
-        ).sort_values("file_handle_id", ignore_index=True)
+    frame = files_out_of_place(engine_for(settings.replica_url), project, "elsewhere", placement.managed_buckets)
 
-    whole = alpha()
-    monkeypatch.setattr(misplaced_module, "PREVIEW_IDS_PER_QUERY", 1)
-    pd.testing.assert_frame_equal(alpha(), whole)
+    assert frame["file_handle_id"].is_unique
+    assert dict(zip(frame["file_handle_id"].astype(int), frame["is_preview"], strict=True)) == {
+        first: False,
+        second: False,
+        own_preview: False,
+        with_own_preview: False,
+        shared: True,
+    }
 
 
 def test_conflicting_handles_are_set_apart(settings, scenario):
