@@ -88,18 +88,15 @@ class MotoServer:
         urllib.request.urlopen(request, timeout=60).close()
 
 
-class PostgresDatabases:
-    """Fresh migrated databases on one PostgreSQL server: copies of a template migrated once.
-
-    Every database made here is dropped on exit, whatever happened.
-    """
+class ServerDatabases:
+    """Databases made on one server for a run: every one made here is dropped on exit, whatever
+    happened. Subclasses say how a database is made and dropped on their server."""
 
     def __init__(self, admin_url: str) -> None:
         self.admin_url = admin_url
         self._prefix = f"costalloc_bench_{os.getpid()}"
         self._names = itertools.count()
         self._created: list[str] = []
-        self._template: str | None = None
         self._admin: Engine | None = None
 
     def __enter__(self) -> Self:
@@ -116,14 +113,38 @@ class PostgresDatabases:
         return make_url(self.admin_url).set(database=name).render_as_string(hide_password=False)
 
     def _execute(self, sql: str) -> None:
-        assert self._admin is not None, "use PostgresDatabases as a context manager"
+        assert self._admin is not None, f"use {type(self).__name__} as a context manager"
         with self._admin.connect() as conn:
             conn.execute(text(sql))
 
-    def _create(self, template: str | None) -> str:
+    def _new_name(self) -> str:
         name = f"{self._prefix}_{next(self._names)}"
-        self._execute(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""))
         self._created.append(name)
+        return name
+
+    def _drop_statement(self, name: str) -> str:
+        raise NotImplementedError
+
+    def drop(self, name_or_url: str) -> None:
+        name = make_url(name_or_url).database if "://" in name_or_url else name_or_url
+        if not name:
+            raise ValueError(f"no database named in {name_or_url!r}")
+        dispose_engine(self.url_of(name))
+        self._execute(self._drop_statement(name))
+        if name in self._created:
+            self._created.remove(name)
+
+
+class PostgresDatabases(ServerDatabases):
+    """Fresh migrated databases on one PostgreSQL server: copies of a template migrated once."""
+
+    def __init__(self, admin_url: str) -> None:
+        super().__init__(admin_url)
+        self._template: str | None = None
+
+    def _create(self, template: str | None) -> str:
+        name = self._new_name()
+        self._execute(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""))
         return name
 
     def fresh(self) -> str:
@@ -136,9 +157,5 @@ class PostgresDatabases:
             self._template = template
         return self.url_of(self._create(self._template))
 
-    def drop(self, name_or_url: str) -> None:
-        name = make_url(name_or_url).database if "://" in name_or_url else name_or_url
-        dispose_engine(self.url_of(name))
-        self._execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        if name in self._created:
-            self._created.remove(name)
+    def _drop_statement(self, name: str) -> str:
+        return f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'
