@@ -43,18 +43,7 @@ def write_home(home: Path, instance_yaml: str) -> Path:
 
 def costalloc_environment(settings: Settings, home: Path, **extra: str) -> dict[str, str]:
     """This process's environment, with the settings as COSTALLOC_* variables and DAGSTER_HOME."""
-    variables = {
-        "COSTALLOC_DATA_DIR": str(settings.data_dir),
-        "COSTALLOC_REPOSITORY_URL": settings.repository_url,
-        "COSTALLOC_REPLICA_URL": settings.replica_url,
-        "COSTALLOC_S3_ENDPOINT_URL": str(settings.s3_endpoint_url),
-        "COSTALLOC_STACK": settings.stack,
-        "COSTALLOC_ARCHIVE_GRACE_SECONDS": str(settings.archive_grace_seconds),
-        "COSTALLOC_BUNDLE_MAX_FILES": str(settings.bundle_max_files),
-        "COSTALLOC_COPY_CONCURRENCY": str(settings.copy_concurrency),
-        "DAGSTER_HOME": str(home),
-        **extra,
-    }
+    variables = {**settings.environment(), "DAGSTER_HOME": str(home), **extra}
     return {**os.environ, **variables}
 
 

@@ -225,6 +225,21 @@ class Settings(RunSettings):
         # Any: the validators check the values (integers may be text) and pydantic the names.
         return Settings(**{**dict(self), **changes})
 
+    def environment(self) -> dict[str, str]:
+        """The COSTALLOC_* variables from which from_env() gives back this stack's connections and
+        the mover's bounds: what a process started for these settings (a daemon, a worker, a
+        command) needs to see them."""
+        variables = {
+            "COSTALLOC_DATA_DIR": str(self.data_dir),
+            "COSTALLOC_REPOSITORY_URL": self.repository_url,
+            "COSTALLOC_REPLICA_URL": self.replica_url,
+            "COSTALLOC_STACK": self.stack,
+            **{variable: str(getattr(self, name)) for name, (variable, _) in INTEGER_SETTINGS.items()},
+        }
+        if self.s3_endpoint_url is not None:
+            variables["COSTALLOC_S3_ENDPOINT_URL"] = str(self.s3_endpoint_url)
+        return variables
+
     @classmethod
     def from_env(cls) -> Settings:
         env = os.environ.get

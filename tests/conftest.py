@@ -191,14 +191,7 @@ def settings(database_url: str, s3_endpoint: str, tmp_path) -> Settings:
 def environment(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Settings:
     """The COSTALLOC_* environment of the test's settings: a command reads its configuration from
     there, as it does in production."""
-    for name, value in {
-        "COSTALLOC_DATA_DIR": str(settings.data_dir),
-        "COSTALLOC_REPOSITORY_URL": settings.repository_url,
-        "COSTALLOC_REPLICA_URL": settings.replica_url,
-        "COSTALLOC_S3_ENDPOINT_URL": str(settings.s3_endpoint_url),
-        "COSTALLOC_STACK": settings.stack,
-        "COSTALLOC_ARCHIVE_GRACE_SECONDS": str(settings.archive_grace_seconds),
-    }.items():
+    for name, value in settings.environment().items():
         monkeypatch.setenv(name, value)
     # A namespace set where the tests run would publish to CloudWatch: only tests that want it set it.
     monkeypatch.delenv("COSTALLOC_CLOUDWATCH_NAMESPACE", raising=False)

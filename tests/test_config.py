@@ -215,3 +215,21 @@ def test_the_command_says_it_in_one_line_and_exits_2(
     assert completed.stdout == ""
     assert list(data_dir.iterdir()) == []
     assert sorted(path.name for path in tmp_path.iterdir()) == ["data"]
+
+
+def test_the_environment_of_settings_gives_the_same_settings_back(monkeypatch, tmp_path) -> None:
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        repository_url="postgresql+psycopg://costalloc@db.internal/repository",
+        replica_url=f"sqlite:///{tmp_path / 'replica.db'}",
+        s3_endpoint_url="http://127.0.0.1:9000",
+        stack="qa",
+        archive_grace_seconds=0,
+        bundle_max_files=7,
+        lease_seconds=42,
+    )
+    for name in [name for name in os.environ if name.startswith("COSTALLOC_")]:
+        monkeypatch.delenv(name)
+    for name, value in settings.environment().items():
+        monkeypatch.setenv(name, value)
+    assert Settings.from_env() == settings

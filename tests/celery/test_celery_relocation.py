@@ -63,13 +63,7 @@ def _instance_yaml(postgres_url: str) -> str:
 def _environment(settings: Settings, home: Path) -> dict[str, str]:
     return {
         **os.environ,
-        "COSTALLOC_DATA_DIR": str(settings.data_dir),
-        "COSTALLOC_REPOSITORY_URL": settings.repository_url,
-        "COSTALLOC_REPLICA_URL": settings.replica_url,
-        "COSTALLOC_S3_ENDPOINT_URL": str(settings.s3_endpoint_url),
-        "COSTALLOC_STACK": settings.stack,
-        "COSTALLOC_ARCHIVE_GRACE_SECONDS": str(settings.archive_grace_seconds),
-        "COSTALLOC_BUNDLE_MAX_FILES": str(settings.bundle_max_files),
+        **settings.environment(),
         "COSTALLOC_EXECUTOR": "celery",
         "COSTALLOC_CELERY_BROKER_URL": BROKER_URL,
         "DAGSTER_HOME": str(home),

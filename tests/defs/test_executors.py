@@ -72,12 +72,7 @@ def test_the_executor_setting_is_the_default_of_every_job_and_a_bad_one_is_refus
 def _environment(settings: Settings, home: Path) -> dict[str, str]:
     return {
         **os.environ,
-        "COSTALLOC_DATA_DIR": str(settings.data_dir),
-        "COSTALLOC_REPOSITORY_URL": settings.repository_url,
-        "COSTALLOC_REPLICA_URL": settings.replica_url,
-        "COSTALLOC_S3_ENDPOINT_URL": str(settings.s3_endpoint_url),
-        "COSTALLOC_STACK": settings.stack,
-        "COSTALLOC_ARCHIVE_GRACE_SECONDS": str(settings.archive_grace_seconds),
+        **settings.environment(),
         "DAGSTER_HOME": str(home),
     }
 

@@ -160,18 +160,7 @@ def _environment(moved: MovedProject) -> dict[str, str]:
     """The webserver's environment: the fixture's instance and the same settings the run had."""
     settings = moved.settings
     environment = {name: value for name, value in os.environ.items() if not name.startswith("COSTALLOC_")}
-    environment.update(
-        {
-            "DAGSTER_HOME": str(moved.dagster_home),
-            "COSTALLOC_DATA_DIR": str(settings.data_dir),
-            "COSTALLOC_REPOSITORY_URL": settings.repository_url,
-            "COSTALLOC_REPLICA_URL": settings.replica_url,
-            "COSTALLOC_S3_ENDPOINT_URL": str(settings.s3_endpoint_url),
-            "COSTALLOC_STACK": settings.stack,
-            "COSTALLOC_ARCHIVE_GRACE_SECONDS": str(settings.archive_grace_seconds),
-            "COSTALLOC_BUNDLE_MAX_FILES": str(settings.bundle_max_files),
-        }
-    )
+    environment.update({"DAGSTER_HOME": str(moved.dagster_home), **settings.environment()})
     return environment
 
 
