@@ -68,6 +68,9 @@ def stage_settings(endpoint: str, database_url: str, data_dir: Path, concurrency
         stack=STACK,
         # The race times the whole protocol, archive included, as the peers' moves delete at once.
         archive_grace_seconds=0,
+        # Every lane's default bucket is versioned (the peers' deletes leave delete markers, as they
+        # would there on S3): costalloc's archives are DeleteObjects unless its lane says copy.
+        default_bucket_versioning="enable",
     )
     return settings if concurrency is None else settings.with_changes(copy_concurrency=concurrency)
 

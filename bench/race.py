@@ -8,6 +8,10 @@ request, and keeping requests in flight is what hides it.
 For each lane the kernel gives the CPU time of moto, of the client (this process for costalloc, the
 child process tree for a peer) and of the proxy; the proxy counts the HTTP requests. moto runs on
 one core, the clients and the proxy on the other (MotoServer.own_core).
+
+costalloc runs twice per round: in the versioned archive mode (its default where the bucket keeps
+noncurrent versions: every stage's default bucket is versioned, so an archive is a DeleteObject),
+and with COSTALLOC_ARCHIVE_MODE=copy (an archive is a copy of the object onto itself).
 """
 
 from __future__ import annotations
@@ -28,7 +32,10 @@ from bench.servers import MotoServer, PostgresDatabases
 from bench.stats import Spread
 
 COSTALLOC = "costalloc"
-LANES = (*PEERS, COSTALLOC)
+COSTALLOC_COPY = "costalloc-copy"
+# costalloc's lanes and the settings each changes: the first is the lane the targets judge.
+COSTALLOC_LANES: dict[str, dict[str, str]] = {COSTALLOC: {}, COSTALLOC_COPY: {"archive_mode": "copy"}}
+LANES = (*PEERS, *COSTALLOC_LANES)
 MOTO_HOST = "127.0.0.1"
 
 
@@ -112,18 +119,21 @@ class Heat:
     files: int
     object_size: int
     runs: dict[str, list[LaneRun]] = field(default_factory=dict)
-    # costalloc's own record of its runs (S3 calls by operation, the mover's outcome).
-    relocations: list[RelocationRun] = field(default_factory=list)
+    # costalloc's own record of its runs (S3 calls by operation, the mover's outcome), by lane.
+    relocations: dict[str, list[RelocationRun]] = field(default_factory=dict)
 
     def spread(self, lane: str, figure: str) -> Spread:
         return Spread.of([FIGURES[figure](run) for run in self.runs[lane]])
 
-    def ratio(self, peer: str, figure: str = "files_per_second") -> float:
-        """costalloc's median over the peer's."""
-        return self.spread(COSTALLOC, figure).median / self.spread(peer, figure).median
+    def ratio(self, peer: str, figure: str = "files_per_second", lane: str = COSTALLOC) -> float:
+        """A costalloc lane's median over the peer's."""
+        return self.spread(lane, figure).median / self.spread(peer, figure).median
 
     def peers(self) -> list[str]:
-        return [lane for lane in self.runs if lane != COSTALLOC]
+        return [lane for lane in self.runs if lane not in COSTALLOC_LANES]
+
+    def costalloc_lanes(self) -> list[str]:
+        return [lane for lane in self.runs if lane in COSTALLOC_LANES]
 
 
 @dataclass
@@ -152,8 +162,8 @@ def _client_cpu() -> float:
     return now.user + now.system + now.children_user + now.children_system
 
 
-def _through(stage: MoveStage, endpoint: str) -> MoveStage:
-    return dataclasses.replace(stage, settings=stage.settings.with_changes(s3_endpoint_url=endpoint))
+def _through(stage: MoveStage, endpoint: str, **changes: str) -> MoveStage:
+    return dataclasses.replace(stage, settings=stage.settings.with_changes(s3_endpoint_url=endpoint, **changes))
 
 
 def run_lane(lane: str, stage: MoveStage, moto: MotoServer, latency_ms: float) -> tuple[LaneRun, RelocationRun | None]:
@@ -161,13 +171,13 @@ def run_lane(lane: str, stage: MoveStage, moto: MotoServer, latency_ms: float) -
     relocation = None
     with LatencyProxy(MOTO_HOST, moto.port, latency_ms) as proxy:
         server_before, client_before = moto.cpu_seconds(), _client_cpu()
-        if lane == COSTALLOC:
-            relocation = relocate(_through(stage, proxy.url))
+        if lane in COSTALLOC_LANES:
+            relocation = relocate(_through(stage, proxy.url, **COSTALLOC_LANES[lane]))
             seconds = relocation.seconds
         else:
             seconds = run_peer(lane, stage, proxy.url).seconds
         server_cpu, client_cpu = moto.cpu_seconds() - server_before, _client_cpu() - client_before
-    if lane != COSTALLOC:
+    if lane not in COSTALLOC_LANES:
         # Untimed, and straight at moto: not the lane's work.
         check_moved(lane, stage)
     run = LaneRun(
@@ -204,7 +214,7 @@ def run_heat(
                 discard(stage, databases)
             heat.runs[lane].append(run)
             if relocation is not None:
-                heat.relocations.append(relocation)
+                heat.relocations.setdefault(lane, []).append(relocation)
             say(
                 f"D={heat.latency_ms:g} ms, {heat.files} x {heat.object_size} B, round {round_number + 1}/"
                 f"{options.rounds} {lane}: {run.files_per_second:.1f} files/s ({run.megabytes_per_second:.1f} MB/s), "

@@ -8,7 +8,7 @@ from typing import Any
 
 from bench.end_to_end import JobRun
 from bench.profiling import ProcessProfile
-from bench.race import COSTALLOC, FIGURES, Heat, RaceResult
+from bench.race import COSTALLOC, COSTALLOC_COPY, COSTALLOC_LANES, FIGURES, Heat, RaceResult
 from bench.repoint_bench import RepointResult
 from bench.request_costs import peer_bound
 from bench.scale import ScaleResult
@@ -20,13 +20,21 @@ RATIO_LATENCY_MS = 50
 RATIO_PEERS = ("s5cmd", "awscli", "rclone")
 LARGE_TARGET = "large objects: costalloc MB/s / best peer"
 CPU_TARGET = "client CPU ms per moved file at D=0 ms"
-REQUESTS_TARGET = "requests per moved file"
+VERSIONED_RATIO_TARGET = "costalloc/s5cmd at D=0 ms, versioned archive mode"
+COPIED_TARGET = "bytes copied per moved byte, versioned archive mode"
+# Requests per moved file, by costalloc lane.
+REQUESTS_TARGETS = {
+    COSTALLOC: "requests per moved file, versioned archive mode",
+    COSTALLOC_COPY: "requests per moved file, copy archive mode",
+}
 RACE_TARGETS: dict[str, tuple[str, float]] = {
     f"costalloc/s5cmd at D={RATIO_LATENCY_MS} ms": (">=", 1.0),
     f"costalloc/awscli at D={RATIO_LATENCY_MS} ms": (">=", 1.5),
     f"costalloc/rclone at D={RATIO_LATENCY_MS} ms": (">=", 4.0),
+    VERSIONED_RATIO_TARGET: (">=", 1.0),
     CPU_TARGET: ("<=", 2.0),
-    REQUESTS_TARGET: ("<=", 2.0),
+    COPIED_TARGET: ("<=", 1.0),
+    **dict.fromkeys(REQUESTS_TARGETS.values(), ("<=", 2.0)),
     LARGE_TARGET: (">=", 1.0),
 }
 # The issue's targets: name -> (comparison, threshold).
@@ -43,12 +51,6 @@ TARGETS: dict[str, tuple[str, float]] = {
 
 # The width of a target's name in the plain report.
 LABEL_WIDTH = 52
-# Targets of work not built yet (the versioned archive mode): printed as such, never as a figure.
-NOT_BUILT = {
-    "costalloc/s5cmd at D=0 ms, versioned archive mode": ">= 1.0",
-    "bytes copied per moved byte, versioned archive mode": "1.0",
-    "requests per moved file, versioned archive mode": "<= 2.0",
-}
 
 
 @dataclass(frozen=True)
@@ -95,11 +97,19 @@ class BenchReport:
 
     # -- figures ------------------------------------------------------------------------------
 
-    def requests_per_file(self) -> float:
-        """Requests moto was sent per file costalloc moved, over every small-object heat."""
+    def requests_per_file(self, lane: str = COSTALLOC) -> float | None:
+        """Requests moto was sent per file the lane moved, over every small-object heat."""
         assert self.race is not None
-        runs = [run for heat in self.race.heats for run in heat.runs.get(COSTALLOC, [])]
-        return sum(sum(run.requests.values()) for run in runs) / sum(run.files for run in runs)
+        runs = [run for heat in self.race.heats for run in heat.runs.get(lane, [])]
+        return sum(sum(run.requests.values()) for run in runs) / sum(run.files for run in runs) if runs else None
+
+    def copied_per_moved_byte(self, lane: str = COSTALLOC) -> float | None:
+        """Bytes the lane's copy requests copied per byte it moved, over the small-object heats: each
+        object is single-part there, so one CopyObject copies one whole object."""
+        assert self.race is not None
+        runs = [run for heat in self.race.heats for run in heat.relocations.get(lane, [])]
+        moved = sum(run.result.moved_files for run in runs)
+        return sum(run.calls["CopyObject"] for run in runs) / moved if moved else None
 
     def unmeasured(self) -> dict[str, str]:
         """The race's targets this run has no figure for, with why."""
@@ -107,9 +117,7 @@ class BenchReport:
             return {}
         measured = {check.name for check in self.checks()}
         missing = [name for name in RACE_TARGETS if name not in measured]
-        return dict.fromkeys(missing, "not measured in this run (its delay or lanes did not run)") | dict.fromkeys(
-            NOT_BUILT, "not built yet"
-        )
+        return dict.fromkeys(missing, "not measured in this run (its delay or lanes did not run)")
 
     def _race_checks(self, race: RaceResult) -> list[TargetCheck]:
         checks: list[TargetCheck] = []
@@ -123,7 +131,15 @@ class BenchReport:
         at_zero = race.heat_at(0)
         if at_zero is not None:
             checks.append(TargetCheck(CPU_TARGET, at_zero.spread(COSTALLOC, "client_cpu_ms_per_file").median))
-        checks.append(TargetCheck(REQUESTS_TARGET, self.requests_per_file()))
+            if "s5cmd" in at_zero.runs:
+                checks.append(TargetCheck(VERSIONED_RATIO_TARGET, at_zero.ratio("s5cmd")))
+        for lane, name in REQUESTS_TARGETS.items():
+            requests = self.requests_per_file(lane)
+            if requests is not None:
+                checks.append(TargetCheck(name, requests))
+        copied = self.copied_per_moved_byte()
+        if copied is not None:
+            checks.append(TargetCheck(COPIED_TARGET, copied))
         large = race.large
         if large is not None and large.peers():
             best = max(large.spread(peer, "megabytes_per_second").median for peer in large.peers())
@@ -269,12 +285,16 @@ class BenchReport:
             out += _heat_lines(heat, "files_per_second", "files/s")
         if race.large is not None:
             out += _heat_lines(race.large, "megabytes_per_second", "MB/s")
-        calls = sum((run.calls for heat in race.heats for run in heat.relocations), start=Counter[str]())
-        out.append(
-            f"  costalloc's S3 calls over the small-object heats: "
-            f"{', '.join(f'{op} {count}' for op, count in sorted(calls.items()))}; "
-            f"{self.requests_per_file():.3f} requests per moved file at the proxy"
-        )
+        for lane in COSTALLOC_LANES:
+            calls = _lane_calls(race, lane)
+            requests, copied = self.requests_per_file(lane), self.copied_per_moved_byte(lane)
+            if requests is None or copied is None:
+                continue
+            out.append(
+                f"  {lane}'s S3 calls over the small-object heats: "
+                f"{', '.join(f'{op} {count}' for op, count in sorted(calls.items()))}; "
+                f"{requests:.3f} requests per moved file at the proxy, {copied:.2f} bytes copied per moved byte"
+            )
         return out
 
     def _scale_lines(self, scale: ScaleResult) -> list[str]:
@@ -328,9 +348,11 @@ class BenchReport:
         return out
 
 
+def _lane_calls(race: RaceResult, lane: str) -> Counter[str]:
+    return sum((run.calls for heat in race.heats for run in heat.relocations.get(lane, [])), start=Counter[str]())
+
+
 def _target_text(name: str) -> str:
-    if name in NOT_BUILT:
-        return NOT_BUILT[name]
     comparison, threshold = TARGETS[name]
     return f"{comparison} {threshold:g}"
 
@@ -351,19 +373,29 @@ def _heat_dict(heat: Heat) -> dict[str, Any]:
             peer: {figure: heat.ratio(peer, figure) for figure in ("files_per_second", "megabytes_per_second")}
             for peer in heat.peers()
         },
+        "costalloc_copy_over": {
+            peer: {
+                figure: heat.ratio(peer, figure, COSTALLOC_COPY)
+                for figure in ("files_per_second", "megabytes_per_second")
+            }
+            for peer in heat.peers()
+            if COSTALLOC_COPY in heat.runs
+        },
     }
 
 
 def _race_dict(race: RaceResult) -> dict[str, Any]:
-    relocations = [run for heat in race.heats for run in heat.relocations]
     return {
         "rounds": race.options.rounds,
         "placement": race.placement,
         "unavailable": race.unavailable,
         "heats": [_heat_dict(heat) for heat in race.heats],
         "large": _heat_dict(race.large) if race.large is not None else None,
-        "costalloc_calls": dict(sum((run.calls for run in relocations), start=Counter[str]())),
-        "costalloc_moved_files": sum(run.result.moved_files for run in relocations),
+        "costalloc_calls": {lane: dict(_lane_calls(race, lane)) for lane in COSTALLOC_LANES},
+        "costalloc_moved_files": {
+            lane: sum(run.result.moved_files for heat in race.heats for run in heat.relocations.get(lane, []))
+            for lane in COSTALLOC_LANES
+        },
     }
 
 
@@ -371,18 +403,19 @@ def _heat_lines(heat: Heat, rate: str, unit: str) -> list[str]:
     out = [
         "",
         f"  D = {heat.latency_ms:g} ms, {heat.files:,} objects of {heat.object_size:,} bytes:",
-        f"    {'lane':12s} {unit + ' (min, max)':>26s} {'client ms/file':>15s} {'moto ms/file':>13s} "
-        f"{'proxy ms/file':>14s} {'requests/file':>14s} {'moto busy':>10s} {'costalloc/lane':>15s}",
+        f"    {'lane':14s} {unit + ' (min, max)':>26s} {'client ms/file':>15s} {'moto ms/file':>13s} "
+        f"{'proxy ms/file':>14s} {'requests/file':>14s} {'moto busy':>10s} "
+        + " ".join(f"{lane + '/lane':>20s}" for lane in heat.costalloc_lanes()),
     ]
     for lane in heat.runs:
         spread = heat.spread(lane, rate)
-        ratio = f"{heat.ratio(lane, rate):.2f}" if lane != COSTALLOC else ""
+        ratios = [f"{heat.ratio(lane, rate, ours):.2f}" if lane != ours else "" for ours in heat.costalloc_lanes()]
         out.append(
-            f"    {lane:12s} {f'{spread.median:.1f} ({spread.low:.1f}, {spread.high:.1f})':>26s} "
+            f"    {lane:14s} {f'{spread.median:.1f} ({spread.low:.1f}, {spread.high:.1f})':>26s} "
             f"{heat.spread(lane, 'client_cpu_ms_per_file').median:15.2f} "
             f"{heat.spread(lane, 'server_cpu_ms_per_file').median:13.2f} "
             f"{heat.spread(lane, 'proxy_cpu_ms_per_file').median:14.2f} "
             f"{heat.spread(lane, 'requests_per_file').median:14.2f} "
-            f"{heat.spread(lane, 'server_busy_share').median:10.0%} {ratio:>15s}"
+            f"{heat.spread(lane, 'server_busy_share').median:10.0%} " + " ".join(f"{r:>20s}" for r in ratios)
         )
     return out

@@ -7,7 +7,8 @@ Every managed bucket carries the same configuration, so the mover can archive in
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, cast
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Final, cast
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -16,8 +17,14 @@ from costalloc_pipeline.errors import BadRequest, Conflict, CostAllocError, Unav
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
-    from mypy_boto3_s3.literals import BucketLocationConstraintType
-    from mypy_boto3_s3.type_defs import BucketLifecycleConfigurationTypeDef, CreateBucketRequestTypeDef, TagTypeDef
+    from mypy_boto3_s3.literals import BucketLocationConstraintType, TransitionStorageClassType
+    from mypy_boto3_s3.type_defs import (
+        BucketLifecycleConfigurationTypeDef,
+        CreateBucketRequestTypeDef,
+        LifecycleRuleOutputTypeDef,
+        LifecycleRuleTypeDef,
+        TagTypeDef,
+    )
 
 log = logging.getLogger(__name__)
 
@@ -29,29 +36,92 @@ DEFAULT_BUCKET_TAG_VALUE = "default"
 ABORT_INCOMPLETE_MULTIPART_DAYS = 7
 ARCHIVE_RULE_ID = "costalloc-expire-archived"
 ABORT_MULTIPART_RULE_ID = "costalloc-abort-incomplete-multipart"
+NONCURRENT_RULE_ID = "costalloc-archive-noncurrent"
+VERSIONING_ENABLED: Final = "Enabled"
 
 
-def lifecycle_configuration(settings: Settings) -> BucketLifecycleConfigurationTypeDef:
-    """Rules installed on every managed bucket (the LifecycleConfiguration argument of boto3)."""
-    key, value = ARCHIVE_TAG
+def noncurrent_rule(settings: Settings) -> LifecycleRuleTypeDef:
+    """The rule of a versioned bucket that makes every noncurrent version an archive: in the archive
+    class at once, deleted after the retention period. A versioned bucket's archive is a DeleteObject
+    (mover/archive_method.py): the old version becomes noncurrent then, and these days count from then."""
     return {
-        "Rules": [
-            {
-                "ID": ARCHIVE_RULE_ID,
-                "Filter": {"Tag": {"Key": key, "Value": value}},
-                "Status": "Enabled",
-                # Counted from the archived copy's creation, which is why the mover archives by copying.
-                "Expiration": {"Days": settings.archive_retention_days},
-            },
-            {
-                "ID": ABORT_MULTIPART_RULE_ID,
-                "Filter": {"Prefix": ""},
-                "Status": "Enabled",
-                # Parts of an interrupted multipart copy are billed until aborted.
-                "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": ABORT_INCOMPLETE_MULTIPART_DAYS},
-            },
-        ]
+        "ID": NONCURRENT_RULE_ID,
+        "Filter": {"Prefix": ""},
+        "Status": "Enabled",
+        "NoncurrentVersionTransitions": [
+            {"NoncurrentDays": 0, "StorageClass": cast("TransitionStorageClassType", settings.archive_storage_class)}
+        ],
+        "NoncurrentVersionExpiration": {"NoncurrentDays": settings.archive_retention_days},
     }
+
+
+def early_noncurrent_expiry(rules: Iterable[Mapping[str, Any]], retention_days: int) -> list[str]:
+    """Ids of enabled rules that delete noncurrent versions before `retention_days`: in a versioned
+    bucket they would delete archives early (I3), so the mover does not archive by DeleteObject there."""
+    return [
+        str(rule.get("ID", ""))
+        for rule in rules
+        if rule.get("Status") == "Enabled"
+        and rule.get("NoncurrentVersionExpiration", {}).get("NoncurrentDays", retention_days) < retention_days
+    ]
+
+
+def keeps_noncurrent_versions(rules: Iterable[Mapping[str, Any]], retention_days: int) -> bool:
+    """Whether a bucket's rules keep every noncurrent version for `retention_days` and then expire it:
+    costalloc's own rule is there, enabled over the whole bucket, and no rule expires one earlier."""
+    listed = list(rules)
+    own = [
+        rule
+        for rule in listed
+        if rule.get("ID") == NONCURRENT_RULE_ID
+        and rule.get("Status") == "Enabled"
+        and not rule.get("Filter", {}).get("Prefix")
+        and set(rule.get("Filter", {})) <= {"Prefix"}
+        and "NoncurrentDays" in rule.get("NoncurrentVersionExpiration", {})
+    ]
+    return bool(own) and not early_noncurrent_expiry(listed, retention_days)
+
+
+def bucket_rules(s3: S3Client, bucket: str) -> list[LifecycleRuleOutputTypeDef]:
+    """The bucket's lifecycle rules; none when it has no lifecycle configuration."""
+    try:
+        return s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]
+    except ClientError as error:
+        if _error_code(error) == "NoSuchLifecycleConfiguration":
+            return []
+        raise
+
+
+def lifecycle_configuration(settings: Settings, versioned: bool = False) -> BucketLifecycleConfigurationTypeDef:
+    """Rules installed on a managed bucket (the LifecycleConfiguration argument of boto3); a bucket
+    costalloc versions gets the noncurrent-version rule too."""
+    key, value = ARCHIVE_TAG
+    rules: list[LifecycleRuleTypeDef] = [
+        {
+            "ID": ARCHIVE_RULE_ID,
+            "Filter": {"Tag": {"Key": key, "Value": value}},
+            "Status": "Enabled",
+            # Counted from the archived copy's creation, which is why the mover archives by copying.
+            "Expiration": {"Days": settings.archive_retention_days},
+        },
+        {
+            "ID": ABORT_MULTIPART_RULE_ID,
+            "Filter": {"Prefix": ""},
+            "Status": "Enabled",
+            # Parts of an interrupted multipart copy are billed until aborted.
+            "AbortIncompleteMultipartUpload": {"DaysAfterInitiation": ABORT_INCOMPLETE_MULTIPART_DAYS},
+        },
+    ]
+    return {"Rules": [*rules, noncurrent_rule(settings)] if versioned else rules}
+
+
+def versioned_on_provisioning(settings: Settings, default_bucket: bool) -> bool:
+    """Whether provisioning turns versioning on: in the buckets costalloc creates for cost
+    allocations, and in the default bucket only when asked (the repository's own deletes would
+    leave noncurrent versions there too). COSTALLOC_ARCHIVE_MODE=copy versions nothing."""
+    if settings.archive_mode == "copy":
+        return False
+    return settings.default_bucket_versioning == "enable" if default_bucket else True
 
 
 def bucket_tags(cost_allocation_name: str, settings: Settings) -> list[TagTypeDef]:
@@ -124,7 +194,12 @@ def _configure(s3: S3Client, bucket: str, cost_allocation_name: str, settings: S
         },
     )
     s3.put_bucket_tagging(Bucket=bucket, Tagging={"TagSet": bucket_tags(cost_allocation_name, settings)})
-    s3.put_bucket_lifecycle_configuration(Bucket=bucket, LifecycleConfiguration=lifecycle_configuration(settings))
+    versioned = versioned_on_provisioning(settings, default_bucket=bucket == settings.default_bucket)
+    if versioned:
+        s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": VERSIONING_ENABLED})
+    s3.put_bucket_lifecycle_configuration(
+        Bucket=bucket, LifecycleConfiguration=lifecycle_configuration(settings, versioned)
+    )
 
 
 def delete_new_bucket(s3: S3Client, bucket: str) -> None:

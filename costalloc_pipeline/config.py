@@ -31,6 +31,20 @@ ARCHIVE_STORAGE_CLASS_VARIABLE = "COSTALLOC_ARCHIVE_STORAGE_CLASS"
 # How a run executes its steps (defs/executors.py): auto sizes the run by its project, the others force one.
 EXECUTOR_VARIABLE = "COSTALLOC_EXECUTOR"
 EXECUTORS = ("auto", "in_process", "multiprocess", "celery")
+# How the mover archives an old object (mover/archive_method.py): auto deletes it where the bucket
+# keeps noncurrent versions for the retention period, and copies it into the archive class elsewhere;
+# copy always copies (and costalloc turns versioning on nowhere).
+ARCHIVE_MODES = ("auto", "copy")
+# Whether `costalloc init` turns versioning on in the default bucket (enable) or leaves it as it is
+# (keep): every delete and overwrite of the repository's own then leaves a noncurrent version too.
+DEFAULT_BUCKET_VERSIONING = ("keep", "enable")
+
+# Each setting that names one of a few choices: its variable and the choices (any case is accepted).
+CHOICE_SETTINGS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "executor": (EXECUTOR_VARIABLE, EXECUTORS),
+    "archive_mode": ("COSTALLOC_ARCHIVE_MODE", ARCHIVE_MODES),
+    "default_bucket_versioning": ("COSTALLOC_DEFAULT_BUCKET_VERSIONING", DEFAULT_BUCKET_VERSIONING),
+}
 
 # Each schedule's cron expression: its variable. Dagster's cron parser checks them when the
 # schedules are built (defs/schedules.py), and a bad one is a ConfigError naming its variable.
@@ -58,7 +72,9 @@ INTEGER_SETTINGS: dict[str, tuple[str, int]] = {
 }
 
 __all__ = [
+    "ARCHIVE_MODES",
     "ARCHIVE_STORAGE_CLASSES",
+    "CHOICE_SETTINGS",
     "CRON_SETTINGS",
     "EXECUTORS",
     "INTEGER_SETTINGS",
@@ -91,10 +107,10 @@ def _archive_storage_class(value: object) -> str:
     return name
 
 
-def _executor(value: object) -> str:
+def _choice(variable: str, choices: tuple[str, ...], value: object) -> str:
     name = value.strip().lower() if isinstance(value, str) else None
-    if name not in EXECUTORS:
-        raise ConfigError(f"{EXECUTOR_VARIABLE} must be one of {', '.join(EXECUTORS)}, got {value!r}")
+    if name not in choices:
+        raise ConfigError(f"{variable} must be one of {', '.join(choices)}, got {value!r}")
     return name
 
 
@@ -102,8 +118,8 @@ def validate_values(values: Mapping[str, Any]) -> dict[str, Any]:
     """The checked, normalised value of each validated setting in `values` (by field name).
 
     Integers may be given as text (as the environment does); the archive storage class in any case,
-    returned upper-case; the executor in any case, returned lower-case. Raises ConfigError naming the
-    variable of the first bad value.
+    returned upper-case; the other choices in any case, returned lower-case. Raises ConfigError
+    naming the variable of the first bad value.
     """
     checked: dict[str, Any] = {}
     for name, value in values.items():
@@ -112,8 +128,8 @@ def validate_values(values: Mapping[str, Any]) -> dict[str, Any]:
             checked[name] = _integer(variable, minimum, value)
         elif name == "archive_storage_class":
             checked[name] = _archive_storage_class(value)
-        elif name == "executor":
-            checked[name] = _executor(value)
+        elif name in CHOICE_SETTINGS:
+            checked[name] = _choice(*CHOICE_SETTINGS[name], value)
     return checked
 
 
@@ -145,6 +161,8 @@ class RunSettings(BaseModel):
     archive_retention_days: int = 365
     # How long after a repoint the old object stays live before it may be archived (late readers and writers).
     archive_grace_seconds: int = 86400
+    # One of ARCHIVE_MODES.
+    archive_mode: str = "auto"
     bundle_max_files: int = 500
     bundle_max_bytes: int = 50 * 1024**3
     max_bundles: int = 200
@@ -205,19 +223,25 @@ class Settings(RunSettings):
     audit_cron: str = "0 5 * * *"
     # How runs execute their steps: one of EXECUTORS (README, "Scale-out over Celery workers").
     executor: str = "auto"
+    # One of DEFAULT_BUCKET_VERSIONING.
+    default_bucket_versioning: str = "keep"
 
     @model_validator(mode="before")
     @classmethod
     def _filled(cls, data: Any) -> Any:
-        """The embedded defaults that follow from other settings: databases in the data folder and
-        the default bucket named after the stack."""
+        """The embedded defaults that follow from other settings: databases in the data folder, the
+        default bucket named after the stack, and archive copies on the embedded S3 (its server
+        replays its recording after a restart, and S3's version ids, by which the archives of
+        versioned buckets are found, would not survive the replay)."""
         if not isinstance(data, dict):
             return data
         data_dir = Path(data.get("data_dir") or DEFAULT_DATA_DIR)
+        embedded_s3 = not data.get("s3_endpoint_url") and not data.get("real_s3")
         filled = {
             "repository_url": f"sqlite:///{data_dir / 'repository.db'}",
             "replica_url": f"sqlite:///{data_dir / 'replica.db'}",
             "default_bucket": f"{data.get('stack') or DEFAULT_STACK}-costalloc-default",
+            "archive_mode": "copy" if embedded_s3 else "auto",
         }
         return {**data, **{name: value for name, value in filled.items() if not data.get(name)}}
 
@@ -235,6 +259,8 @@ class Settings(RunSettings):
             "COSTALLOC_REPLICA_URL": self.replica_url,
             "COSTALLOC_STACK": self.stack,
             **{variable: str(getattr(self, name)) for name, (variable, _) in INTEGER_SETTINGS.items()},
+            **{variable: str(getattr(self, name)) for name, (variable, _) in CHOICE_SETTINGS.items()},
+            ARCHIVE_STORAGE_CLASS_VARIABLE: self.archive_storage_class,
         }
         if self.s3_endpoint_url is not None:
             variables["COSTALLOC_S3_ENDPOINT_URL"] = str(self.s3_endpoint_url)
@@ -249,8 +275,7 @@ class Settings(RunSettings):
         }
         if (raw := _env(ARCHIVE_STORAGE_CLASS_VARIABLE)) is not None:
             given["archive_storage_class"] = raw
-        if (raw := _env(EXECUTOR_VARIABLE)) is not None:
-            given["executor"] = raw
+        given.update({name: raw for name, (variable, _) in CHOICE_SETTINGS.items() if (raw := _env(variable))})
         given.update({name: raw.strip() for name, variable in CRON_SETTINGS.items() if (raw := _env(variable))})
         return cls(
             data_dir=Path(env("COSTALLOC_DATA_DIR", DEFAULT_DATA_DIR)),

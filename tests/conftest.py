@@ -295,6 +295,7 @@ def s3_denied_lifecycle(s3_endpoint: str) -> Iterator[Any]:
         "s3:PutBucketPublicAccessBlock",
         "s3:PutEncryptionConfiguration",
         "s3:PutBucketTagging",
+        "s3:PutBucketVersioning",
     ]
     policy = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": allowed, "Resource": "*"}]}
     iam.put_user_policy(UserName="provisioner", PolicyName="no-lifecycle", PolicyDocument=json.dumps(policy))

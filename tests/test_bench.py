@@ -10,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -17,18 +18,31 @@ from helpers.backends import MARIADB_ENABLED
 
 from bench.bulk_rows import VERSIONS, layout
 from bench.profiling import KINDS, OTHER_KIND, summarize
-from bench.race import COSTALLOC, LANES, Heat, LaneRun, RaceOptions, RaceResult, lane_order
+from bench.race import (
+    COSTALLOC,
+    COSTALLOC_COPY,
+    COSTALLOC_LANES,
+    LANES,
+    Heat,
+    LaneRun,
+    RaceOptions,
+    RaceResult,
+    lane_order,
+)
+from bench.relocate import RelocationRun
 from bench.report import (
+    COPIED_TARGET,
     CPU_TARGET,
     LARGE_TARGET,
-    NOT_BUILT,
     RATIO_LATENCY_MS,
     RATIO_PEERS,
-    REQUESTS_TARGET,
+    REQUESTS_TARGETS,
+    VERSIONED_RATIO_TARGET,
     BenchReport,
 )
 from bench.small_run import SMALL_RUN_TARGET
 from bench.stats import Spread
+from costalloc_pipeline.mover.outcome import BundleResult
 
 ROOT = Path(__file__).resolve().parent.parent
 POSTGRES_URL = os.environ.get("COSTALLOC_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
@@ -92,19 +106,35 @@ def test_the_benchmark_runs_at_a_tiny_size_and_reports_every_section(tmp_path):
     assert race["large"] is None
     for heat in race["heats"]:
         assert set(heat["lanes"]) == set(LANES)
-        assert set(heat["costalloc_over"]) == set(LANES) - {COSTALLOC}
+        assert set(heat["costalloc_over"]) == set(heat["costalloc_copy_over"]) == set(LANES) - set(COSTALLOC_LANES)
         for lane, figures in heat["lanes"].items():
             assert figures["files_per_second"]["samples"] == ROUNDS
             # Every tool copies each object and removes its source: at least two requests a file,
             # all of them seen by the proxy.
             assert sum(figures["requests"].values()) >= 2 * heat["files"] * ROUNDS, (lane, figures["requests"])
             assert figures["server_cpu_ms_per_file"]["median"] > 0
-        # One verified copy and one archive copy per file (CopyObject is a PUT); no HEAD, but a
-        # listing of the sources and one of the target keys per bundle (one bundle here).
-        assert heat["lanes"][COSTALLOC]["requests"] == {"PUT": 2 * heat["files"] * ROUNDS, "GET": 2 * ROUNDS}
+        # Versioned: one verified copy (CopyObject is a PUT) and one DeleteObject per file; no HEAD,
+        # but a listing of the sources and one of the target keys per bundle (one bundle here), and
+        # the source bucket's versioning and lifecycle read before its archives.
+        assert heat["lanes"][COSTALLOC]["requests"] == {
+            "PUT": heat["files"] * ROUNDS,
+            "DELETE": heat["files"] * ROUNDS,
+            "GET": 4 * ROUNDS,
+        }
+        # Copy mode: the archive is a second CopyObject, and the bucket's state is not asked.
+        assert heat["lanes"][COSTALLOC_COPY]["requests"] == {"PUT": 2 * heat["files"] * ROUNDS, "GET": 2 * ROUNDS}
     small_heats = len(DELAYS_MS) * ROUNDS
-    assert race["costalloc_calls"] == {"CopyObject": 2 * FILES * small_heats, "ListObjectsV2": 2 * small_heats}
-    assert race["costalloc_moved_files"] == FILES * small_heats
+    assert race["costalloc_calls"] == {
+        COSTALLOC: {
+            "CopyObject": FILES * small_heats,
+            "DeleteObject": FILES * small_heats,
+            "GetBucketLifecycleConfiguration": small_heats,
+            "GetBucketVersioning": small_heats,
+            "ListObjectsV2": 2 * small_heats,
+        },
+        COSTALLOC_COPY: {"CopyObject": 2 * FILES * small_heats, "ListObjectsV2": 2 * small_heats},
+    }
+    assert race["costalloc_moved_files"] == dict.fromkeys(COSTALLOC_LANES, FILES * small_heats)
     assert report["relocate_project_job"]["skipped"] is None, report["relocate_project_job"]
     assert set(report["moto_cpu_ms_per_request"]) >= {"DeleteObject (peers)", "CopyObject, costalloc's archive"}
     assert all(cost > 0 for cost in report["moto_cpu_ms_per_request"].values())
@@ -136,19 +166,22 @@ def test_the_benchmark_runs_at_a_tiny_size_and_reports_every_section(tmp_path):
     assert report["repoint"]["handles"] == 50 and report["repoint"]["baseline_handles"] == 10
     assert set(report["targets"]) == {
         CPU_TARGET,
-        REQUESTS_TARGET,
+        VERSIONED_RATIO_TARGET,
+        COPIED_TARGET,
+        *REQUESTS_TARGETS.values(),
         *PLANNING_TARGETS,
         *(f"{target} on {backend}" for target in PLANNING_TARGETS for backend in BACKENDS[1:]),
         SMALL_RUN_TARGET,
         "repoint handles/s",
     }
-    # Two listings amortised over this tiny bundle's six files; a real bundle has hundreds.
-    assert report["targets"][REQUESTS_TARGET]["value"] == pytest.approx((2 * FILES + 2) / FILES)
-    # No D = 50 ms heat or large objects in this run, and no versioned archive mode yet: named, with
-    # no figure.
-    without = report["targets_without_figure"]
-    assert {name for name, reason in without.items() if reason == "not built yet"} == set(NOT_BUILT)
-    assert {name for name in without if name not in NOT_BUILT} == {
+    # The listings and the bucket's state amortised over this tiny bundle's six files; a real
+    # bundle has hundreds.
+    targets = report["targets"]
+    assert targets[REQUESTS_TARGETS[COSTALLOC]]["value"] == pytest.approx((2 * FILES + 4) / FILES)
+    assert targets[REQUESTS_TARGETS[COSTALLOC_COPY]]["value"] == pytest.approx((2 * FILES + 2) / FILES)
+    assert targets[COPIED_TARGET] == {"value": 1.0, "target": "<= 1", "met": True}
+    # No D = 50 ms heat or large objects in this run: named, with no figure.
+    assert set(report["targets_without_figure"]) == {
         LARGE_TARGET,
         *(f"costalloc/{peer} at D={RATIO_LATENCY_MS} ms" for peer in RATIO_PEERS),
     }
@@ -232,6 +265,8 @@ def test_the_race_targets_are_judged_from_the_medians_of_their_heats():
             lane: [_lane_run(rate, 1.0, {"PUT": 100, "DELETE": 100}) for rate in (40, 50, 70)] for lane in LANES
         }
         heat.runs[COSTALLOC] = [_lane_run(rate, 1.5, copies_and_listings) for rate in (costalloc_rate, 1, 1000)]
+        heat.relocations[COSTALLOC] = [_relocation({"CopyObject": 100, "DeleteObject": 100})]
+        heat.relocations[COSTALLOC_COPY] = [_relocation({"CopyObject": 200})]
         race.heats.append(heat)
     race.large = Heat(20, 100, 1024)
     race.large.runs = {lane: [_lane_run(50, 1.0, {"PUT": 100})] for lane in LANES}
@@ -241,6 +276,16 @@ def test_the_race_targets_are_judged_from_the_medians_of_their_heats():
     for peer, met in (("s5cmd", True), ("awscli", False), ("rclone", False)):
         assert checks[f"costalloc/{peer} at D={RATIO_LATENCY_MS} ms"] == (pytest.approx(1.2), met)
     assert checks[CPU_TARGET] == (pytest.approx(1.5), True)
-    assert checks[REQUESTS_TARGET] == (pytest.approx(2.02), False)
+    # At 0 ms, 100 over 50.
+    assert checks[VERSIONED_RATIO_TARGET] == (pytest.approx(2.0), True)
+    assert checks[REQUESTS_TARGETS[COSTALLOC]] == (pytest.approx(2.02), False)
+    assert checks[REQUESTS_TARGETS[COSTALLOC_COPY]] == (pytest.approx(2.0), True)
+    assert checks[COPIED_TARGET] == (pytest.approx(1.0), True)
     assert checks[LARGE_TARGET] == (pytest.approx(0.8), False)
-    assert set(BenchReport({}, race=race).unmeasured()) == set(NOT_BUILT)
+    assert BenchReport({}, race=race).unmeasured() == {}
+
+
+def _relocation(calls: dict[str, int]) -> RelocationRun:
+    result = BundleResult()
+    result.moved_files = 100
+    return RelocationRun(1.0, 1, result, Counter(calls), sum(calls.values()))

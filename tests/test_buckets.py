@@ -17,13 +17,17 @@ from costalloc_pipeline.buckets import (
     ABORT_INCOMPLETE_MULTIPART_DAYS,
     ARCHIVE_TAG,
     COST_ALLOCATION_TAG,
+    NONCURRENT_RULE_ID,
     STACK_TAG,
+    bucket_rules,
+    keeps_noncurrent_versions,
     lifecycle_configuration,
     provision_bucket,
     provisioning_error,
 )
 from costalloc_pipeline.config import Settings
 from costalloc_pipeline.errors import Conflict, Unavailable
+from costalloc_pipeline.mover.archive_method import ArchiveMethod, bucket_method
 from costalloc_pipeline.s3 import s3_client
 
 BUCKET = "test-ca-lab-a-1c327e55b394"
@@ -65,6 +69,38 @@ def test_a_new_bucket_is_tagged_private_encrypted_and_has_the_lifecycle_rules(s3
     assert archive["Expiration"]["Days"] == 30
     multipart = rules["costalloc-abort-incomplete-multipart"]
     assert multipart["AbortIncompleteMultipartUpload"]["DaysAfterInitiation"] == ABORT_INCOMPLETE_MULTIPART_DAYS
+
+
+def test_an_allocation_bucket_is_versioned_and_keeps_noncurrent_versions_for_the_retention(
+    s3: Any, s3_settings: Settings
+) -> None:
+    provision_bucket(s3, BUCKET, "lab-a", s3_settings)
+    assert s3.get_bucket_versioning(Bucket=BUCKET)["Status"] == "Enabled"
+    rules = bucket_rules(s3, BUCKET)
+    noncurrent = next(rule for rule in rules if rule["ID"] == NONCURRENT_RULE_ID)
+    assert noncurrent["NoncurrentVersionTransitions"] == [{"NoncurrentDays": 0, "StorageClass": "GLACIER"}]
+    assert noncurrent["NoncurrentVersionExpiration"] == {"NoncurrentDays": 30}
+    assert keeps_noncurrent_versions(rules, 30)
+    # So its archives are DeleteObjects.
+    assert bucket_method(s3, BUCKET, "auto", 30) is ArchiveMethod.DELETE
+
+
+def test_in_copy_mode_no_bucket_is_versioned(s3: Any, s3_settings: Settings) -> None:
+    provision_bucket(s3, BUCKET, "lab-a", s3_settings.with_changes(archive_mode="copy"))
+    assert "Status" not in s3.get_bucket_versioning(Bucket=BUCKET)
+    assert NONCURRENT_RULE_ID not in {rule["ID"] for rule in bucket_rules(s3, BUCKET)}
+    assert bucket_method(s3, BUCKET, "auto", 30) is ArchiveMethod.COPY
+
+
+def test_the_default_bucket_is_versioned_only_when_asked(s3: Any, s3_settings: Settings) -> None:
+    default = s3_settings.default_bucket
+    provision_bucket(s3, default, "default", s3_settings)
+    assert "Status" not in s3.get_bucket_versioning(Bucket=default)
+    provision_bucket(s3, default, "default", s3_settings.with_changes(default_bucket_versioning="enable"))
+    assert s3.get_bucket_versioning(Bucket=default)["Status"] == "Enabled"
+    assert bucket_method(s3, default, "auto", 30) is ArchiveMethod.DELETE
+    # COSTALLOC_ARCHIVE_MODE=copy copies even where the bucket would allow a DeleteObject.
+    assert bucket_method(s3, default, "copy", 30) is ArchiveMethod.COPY
 
 
 def test_lifecycle_follows_the_retention_setting(s3_settings: Settings) -> None:

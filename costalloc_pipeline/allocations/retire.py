@@ -149,9 +149,9 @@ def _why_bucket_in_use(contents: BucketContents, bucket: str, deleting: bool, ex
     if contents.live_keys:
         first = ", ".join(contents.live_keys[:_FIRST])
         return f"bucket {bucket} holds {len(contents.live_keys)} objects that are not archives (first: {first})"
-    if deleting and contents.archive_keys and not expire_archives:
+    if deleting and contents.archives and not expire_archives:
         return (
-            f"bucket {bucket} holds {len(contents.archive_keys)} archives, the recovery path of moved files until "
+            f"bucket {bucket} holds {len(contents.archives)} archives, the recovery path of moved files until "
             "they expire; retire without --delete-bucket to keep them, or add --expire-archives to delete them now"
         )
     return None
@@ -243,7 +243,7 @@ def retire(
         bucket=row.bucket,
         bucket_deleted=delete_the_bucket and refused is None,
         archives_deleted=archives_deleted,
-        archives_kept=len(contents.archive_keys) - archives_deleted,
+        archives_kept=len(contents.archives) - archives_deleted,
         storage_location_id=row.storage_location_id,
         storage_location_kept=location_kept,
         s3_refused=refused,

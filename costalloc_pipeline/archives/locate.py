@@ -1,6 +1,7 @@
 """Where a handle's archives are: the move ledger says which objects the mover archived for it
-(bucket, key, when), S3 says what each is now (storage class, restore status); plus where the
-handle itself lives now. Archives are found by the handle's key (I3)."""
+(bucket, key, when, and the version in a versioned bucket), S3 says what each is now (storage
+class, restore status); plus where the handle itself lives now. Archives are found by the
+handle's key, and in a versioned bucket by the version id at that key (I3)."""
 
 from __future__ import annotations
 
@@ -10,9 +11,10 @@ import re
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection, select
 
 from costalloc_pipeline.errors import NotFound
+from costalloc_pipeline.mover.archive_method import ArchiveMethod
 from costalloc_pipeline.mover.objects import head
 from costalloc_pipeline.schema.repository import MoveState, files, move_ledger
 
@@ -68,6 +70,8 @@ class Archive:
 
     bucket: str
     key: str
+    # The noncurrent version that is the archive, in a versioned bucket; None: the object at the key.
+    version_id: str | None
     archived_on: dt.datetime
     expires_on: dt.datetime
     # None when the object is gone (the lifecycle rule expired it, or it was deleted).
@@ -111,9 +115,23 @@ class HandleArchives:
 
 @dataclass(frozen=True)
 class ArchiveRecord:
+    """An archive as the ledger recorded it: an archive-class copy at the key (method "copy", or
+    NULL on older rows), or a version at the key made noncurrent by a DeleteObject ("delete"),
+    found by its version id."""
+
     bucket: str
     key: str
     archived_on: dt.datetime
+    method: str | None = None
+    version_id: str | None = None
+
+    @property
+    def by_version(self) -> bool:
+        return self.method == ArchiveMethod.DELETE.value
+
+    @property
+    def where(self) -> str:
+        return f"s3://{self.bucket}/{self.key}" + (f" (version {self.version_id})" if self.by_version else "")
 
 
 _ARCHIVED = (move_ledger.c.state == MoveState.DONE.value, move_ledger.c.archive_key.is_not(None))
@@ -123,12 +141,32 @@ def archive_records(conn: Connection, handle_id: int) -> list[ArchiveRecord]:
     """The handle's archived objects, newest first. One object archived for several moves (a shared
     key) is listed once, with its latest archive: an archive is a new object, its clock starts then."""
     rows = conn.execute(
-        select(move_ledger.c.archive_bucket, move_ledger.c.archive_key, func.max(move_ledger.c.archived_on))
-        .where(move_ledger.c.file_handle_id == handle_id, *_ARCHIVED)
-        .group_by(move_ledger.c.archive_bucket, move_ledger.c.archive_key)
+        select(
+            move_ledger.c.archive_bucket,
+            move_ledger.c.archive_key,
+            move_ledger.c.archive_method,
+            move_ledger.c.archive_version_id,
+            move_ledger.c.archived_on,
+        ).where(move_ledger.c.file_handle_id == handle_id, *_ARCHIVED)
     )
-    records = [ArchiveRecord(bucket, key, on) for bucket, key, on in rows]
-    return sorted(records, key=lambda r: r.archived_on, reverse=True)
+    latest: dict[tuple[str, str, str | None], ArchiveRecord] = {}
+    for bucket, key, method, version_id, archived_on in rows:
+        record = ArchiveRecord(bucket, key, archived_on, method, version_id)
+        # An archive copy is the one object at its key; each version deleted is an archive of its own.
+        identity = (bucket, key, version_id if record.by_version else None)
+        if identity not in latest or latest[identity].archived_on < archived_on:
+            latest[identity] = record
+    return sorted(latest.values(), key=lambda r: r.archived_on, reverse=True)
+
+
+def find_archive(s3: S3Client, record: ArchiveRecord) -> tuple[HeadObjectOutputTypeDef | None, str | None]:
+    """What S3 holds of an archive now (None: gone), with its version id when it is a version (I3)."""
+    if not record.by_version:
+        return head(s3, record.bucket, record.key), None
+    if record.version_id is None:
+        # The mover deletes only an object whose version it recorded first: this row was not its.
+        return None, None
+    return head(s3, record.bucket, record.key, record.version_id), record.version_id
 
 
 def archived_handles(conn: Connection, project_id: int) -> list[int]:
@@ -151,10 +189,11 @@ def current_location(conn: Connection, s3: S3Client, handle_id: int) -> CurrentL
 
 
 def describe_archive(s3: S3Client, record: ArchiveRecord, retention_days: int, now: dt.datetime) -> Archive:
-    found = head(s3, record.bucket, record.key)
+    found, version_id = find_archive(s3, record)
     return Archive(
         bucket=record.bucket,
         key=record.key,
+        version_id=version_id,
         archived_on=record.archived_on,
         expires_on=record.archived_on + dt.timedelta(days=retention_days),
         storage_class=None if found is None else found.get("StorageClass") or "STANDARD",

@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine, select, tuple_
 
-from costalloc_pipeline.archives.locate import ArchiveRecord, archive_records, restore_status
+from costalloc_pipeline.archives.locate import ArchiveRecord, archive_records, find_archive, restore_status
 from costalloc_pipeline.config import Settings
 from costalloc_pipeline.db import new_etag
 from costalloc_pipeline.mover import claims, lease, ledger
@@ -36,7 +36,7 @@ from costalloc_pipeline.mover.copier import S3Errors, VerificationFailed, copy_o
 from costalloc_pipeline.mover.copy_plan import holds_these_bytes, source_problem
 from costalloc_pipeline.mover.fencing import WriteFence, fence
 from costalloc_pipeline.mover.handles import Handle, read_handles
-from costalloc_pipeline.mover.objects import ObjectFacts, carries_archive_tag, facts_of_head, head, head_facts
+from costalloc_pipeline.mover.objects import ObjectFacts, carries_archive_tag, facts_of_head, head_facts
 from costalloc_pipeline.mover.repoint import Repoint, repoint
 from costalloc_pipeline.placement.rule import live_references, load_placement
 from costalloc_pipeline.schema.repository import FileStatus, MoveState, files
@@ -85,24 +85,32 @@ def _other_handles(engines: tuple[Engine, ...], obj: Object, handle_id: int) -> 
     return False
 
 
-def _readable_source(s3: S3Client, handle: Handle, record: ArchiveRecord, ctx: MoveContext) -> ObjectFacts:
-    """The archive's facts, once it is readable and holds the handle's bytes."""
+@dataclass(frozen=True)
+class _Source:
+    """A readable archive holding the handle's bytes: its facts, and its version in a versioned bucket."""
+
+    facts: ObjectFacts
+    version_id: str | None
+
+
+def _readable_source(s3: S3Client, handle: Handle, record: ArchiveRecord, ctx: MoveContext) -> _Source:
+    """The archive, once it is readable and holds the handle's bytes."""
     if record.key != handle.key:
         raise Refused(f"the handle now names key {handle.key}, the archive is of key {record.key}")
     if record.bucket not in ctx.managed_buckets:
         raise Refused(f"the archive's bucket {record.bucket} is not repository-managed storage")
-    found = head(s3, record.bucket, record.key)
+    found, version_id = find_archive(s3, record)
     status = restore_status(found, ctx.clock())
     if found is None:
-        raise Refused(f"the archive s3://{record.bucket}/{record.key} is gone (expired or deleted)")
+        raise Refused(f"the archive {record.where} is gone (expired or deleted)")
     if not status.readable:
-        raise Refused(f"the archive s3://{record.bucket}/{record.key} is not readable yet (restore {status.state})")
+        raise Refused(f"the archive {record.where} is not readable yet (restore {status.state})")
     # Restored, it reads like a STANDARD object: the checks of a move's source apply to it as to one.
     facts = replace(facts_of_head(found), storage_class="STANDARD")
     problem = source_problem(handle, facts)
     if problem is not None:
         raise Refused(f"the archive does not hold the handle's bytes: {problem}")
-    return facts
+    return _Source(facts, version_id)
 
 
 @dataclass(frozen=True)
@@ -122,8 +130,8 @@ def _at_target(ctx: MoveContext, handle: Handle, record: ArchiveRecord, source: 
     found = head_facts(ctx.s3, *obj)
     if found is None:
         return _AtTarget(False, None)
-    if obj == (record.bucket, record.key):
-        # The archive itself, restored: copied onto itself as a live object.
+    if obj == (record.bucket, record.key) and not record.by_version:
+        # The archive copy itself, restored: copied onto itself as a live object.
         return _AtTarget(False, found.etag)
     same = holds_these_bytes(handle, source, found, ())
     if same and not found.archived and not carries_archive_tag(ctx.s3, *obj):
@@ -209,7 +217,7 @@ def _reinstate(contexts: list[MoveContext], handle: Handle, records: list[Archiv
 
 
 def _copy_and_repoint(
-    contexts: list[MoveContext], handle: Handle, record: ArchiveRecord, source: ObjectFacts
+    contexts: list[MoveContext], handle: Handle, record: ArchiveRecord, source: _Source
 ) -> Reinstated:
     ctx = contexts[0]
     key = handle.key or ""
@@ -235,13 +243,21 @@ def _copy_and_repoint(
     try:
         if refused[obj] is not None:
             raise Refused(f"{where} is claimed: {refused[obj]}")
-        at_target = _at_target(ctx, handle, record, source)
+        at_target = _at_target(ctx, handle, record, source.facts)
         etag = at_target.etag
         if not at_target.reuse:
             with ThreadPoolExecutor(max_workers=ctx.concurrency) as pool:
                 etag = copy_object(
-                    ctx.s3, from_archive, source, ctx.target.bucket, ctx.copy, at_target.etag, pool, before_write
-                )
+                    ctx.s3,
+                    from_archive,
+                    source.facts,
+                    ctx.target.bucket,
+                    ctx.copy,
+                    at_target.etag,
+                    pool,
+                    before_write,
+                    source.version_id,
+                ).etag
     except (Refused, lease.LeaseLost) as why:
         _close(ctx, ledger_id, MoveState.SKIPPED, str(why))
         raise Refused(str(why)) from None
@@ -270,7 +286,7 @@ def _copy_and_repoint(
         # The copy stays, recorded as costalloc's own (its ETag above): a later run may replace it.
         _close(ctx, ledger_id, MoveState.SKIPPED, "the handle changed during the reinstate; not repointed")
         raise Refused("the handle changed during the reinstate; it was not repointed")
-    return Reinstated(handle.id, True, f"reinstated from s3://{record.bucket}/{record.key} to {where}")
+    return Reinstated(handle.id, True, f"reinstated from {record.where} to {where}")
 
 
 def _close(ctx: MoveContext, ledger_id: int, state: MoveState, why: str, made: str | None = None) -> None:

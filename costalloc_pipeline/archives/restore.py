@@ -15,13 +15,22 @@ from typing import TYPE_CHECKING, Literal, get_args
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from costalloc_pipeline.archives.locate import GONE, IN_PROGRESS, NOT_NEEDED, RESTORED, ArchiveRecord, restore_status
+from costalloc_pipeline.archives.locate import (
+    GONE,
+    IN_PROGRESS,
+    NOT_NEEDED,
+    RESTORED,
+    ArchiveRecord,
+    find_archive,
+    restore_status,
+)
 from costalloc_pipeline.billing.prices import GB, PriceTable
 from costalloc_pipeline.errors import BadRequest
-from costalloc_pipeline.mover.objects import error_code, head
+from costalloc_pipeline.mover.objects import error_code
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
+    from mypy_boto3_s3.type_defs import RestoreRequestTypeDef
 
 Tier = Literal["Standard", "Bulk", "Expedited"]
 TIERS: tuple[Tier, ...] = get_args(Tier)
@@ -39,6 +48,8 @@ class RestoreResult:
     size: int
     # REQUESTED, EXTENDED, IN_PROGRESS, NOT_NEEDED, GONE, or "failed: ..." / "refused: ...".
     outcome: str
+    # The noncurrent version restored, in a versioned bucket; None: the object at the key.
+    version_id: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -77,30 +88,39 @@ def _priced(prices: PriceTable, storage_class: str, tier: Tier) -> bool:
 
 
 def request_restore(
-    s3: S3Client, bucket: str, key: str, tier: Tier, days: int, prices: PriceTable, now: dt.datetime
+    s3: S3Client, record: ArchiveRecord, tier: Tier, days: int, prices: PriceTable, now: dt.datetime
 ) -> RestoreResult:
+    bucket, key = record.bucket, record.key
     storage_class: str | None = None
     size = 0
+    version_id: str | None = None
     try:
-        found = head(s3, bucket, key)
+        found, version_id = find_archive(s3, record)
         status = restore_status(found, now)
         if found is None:
-            return RestoreResult(bucket, key, None, 0, GONE)
+            return RestoreResult(bucket, key, None, 0, GONE, version_id)
         storage_class = found.get("StorageClass") or "STANDARD"
         size = int(found["ContentLength"])
         if status.state in (NOT_NEEDED, IN_PROGRESS):
-            return RestoreResult(bucket, key, storage_class, size, status.state)
+            return RestoreResult(bucket, key, storage_class, size, status.state, version_id)
         if not _priced(prices, storage_class, tier):
             # S3 offers no such tier for the class (DEEP_ARCHIVE has no Expedited).
-            return RestoreResult(bucket, key, storage_class, size, f"refused: {storage_class} has no {tier} tier")
-        s3.restore_object(Bucket=bucket, Key=key, RestoreRequest={"Days": days, "GlacierJobParameters": {"Tier": tier}})
+            refused = f"refused: {storage_class} has no {tier} tier"
+            return RestoreResult(bucket, key, storage_class, size, refused, version_id)
+        request: RestoreRequestTypeDef = {"Days": days, "GlacierJobParameters": {"Tier": tier}}
+        if version_id is not None:
+            # A noncurrent version (an archive by DeleteObject) is restored by its id.
+            s3.restore_object(Bucket=bucket, Key=key, VersionId=version_id, RestoreRequest=request)
+        else:
+            s3.restore_object(Bucket=bucket, Key=key, RestoreRequest=request)
     except ClientError as error:
         if error_code(error) == "RestoreAlreadyInProgress":
-            return RestoreResult(bucket, key, storage_class, size, IN_PROGRESS)
-        return RestoreResult(bucket, key, storage_class, size, f"failed: {error}")
+            return RestoreResult(bucket, key, storage_class, size, IN_PROGRESS, version_id)
+        return RestoreResult(bucket, key, storage_class, size, f"failed: {error}", version_id)
     except BotoCoreError as error:
-        return RestoreResult(bucket, key, storage_class, size, f"failed: {error}")
-    return RestoreResult(bucket, key, storage_class, size, EXTENDED if status.state == RESTORED else REQUESTED)
+        return RestoreResult(bucket, key, storage_class, size, f"failed: {error}", version_id)
+    outcome = EXTENDED if status.state == RESTORED else REQUESTED
+    return RestoreResult(bucket, key, storage_class, size, outcome, version_id)
 
 
 def estimate(prices: PriceTable, results: Iterable[RestoreResult], tier: Tier, days: int) -> RestoreEstimate:
@@ -124,7 +144,7 @@ def restore_newest(
     ones hold the same bytes and would only cost a second retrieval."""
     first: RestoreResult | None = None
     for record in records:
-        result = request_restore(s3, record.bucket, record.key, tier, days, prices, now)
+        result = request_restore(s3, record, tier, days, prices, now)
         if result.outcome != GONE:
             return result
         first = first or result

@@ -6,8 +6,10 @@
   bytes).
 - I2: no object an AVAILABLE handle references is in an archive storage class (unreadable) or
   tagged for expiry by the archive lifecycle rule.
-- I3: every archive the ledger recorded is still there within its retention period, and no managed
-  bucket has a lifecycle rule that expires archives early or expires anything else.
+- I3: every archive the ledger recorded is still there within its retention period (an archive
+  copy at its key, or the noncurrent version an archive by DeleteObject left, by its version id),
+  and no managed bucket has a lifecycle rule that expires archives or noncurrent versions early or
+  expires anything else.
 - I5: no ledger row names a bucket outside repository-managed storage (a retired cost allocation's
   bucket was managed when its rows were written; archives it deleted on retirement are not lost).
 - Ledger: no move is left half-done: copied but not repointed (COPIED), repointed but the source not

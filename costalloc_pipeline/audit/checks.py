@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from costalloc_pipeline.archives.locate import ArchiveRecord, find_archive
 from costalloc_pipeline.audit.violations import (
     ARCHIVE_LOST,
     ARCHIVED,
@@ -19,13 +20,12 @@ from costalloc_pipeline.audit.violations import (
     WRONG_MD5,
     WRONG_SIZE,
 )
-from costalloc_pipeline.buckets import ARCHIVE_RULE_ID, ARCHIVE_TAG
+from costalloc_pipeline.buckets import ARCHIVE_RULE_ID, ARCHIVE_TAG, early_noncurrent_expiry
 from costalloc_pipeline.mover.objects import carries_archive_tag, head, read_md5, unquote
 from costalloc_pipeline.storage_classes import ARCHIVE_STORAGE_CLASSES
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
-    from mypy_boto3_s3.type_defs import LifecycleRuleOutputTypeDef
 
 S3Errors = (ClientError, BotoCoreError)
 
@@ -77,17 +77,19 @@ def _matches_archive_tag(rule_filter: Mapping[str, Any]) -> bool:
 
 
 def lifecycle_problems(rules: Iterable[Mapping[str, Any]], retention_days: int) -> list[str]:
-    """Ids of enabled rules that expire archives before `retention_days`, or expire objects that
-    are not archives (every live object of the bucket could go)."""
-    unsafe = []
-    for rule in rules:
+    """Ids of enabled rules that expire archives before `retention_days` (archive copies, or the
+    noncurrent versions a versioned bucket's archives are), or expire objects that are not archives
+    (every live object of the bucket could go). No rule at all keeps archives for ever: a cost, not a loss."""
+    listed = list(rules)
+    unsafe = early_noncurrent_expiry(listed, retention_days)
+    for rule in listed:
         expiration = rule.get("Expiration", {})
         if rule.get("Status") != "Enabled" or not ("Days" in expiration or "Date" in expiration):
             continue
         archives_only = _matches_archive_tag(rule.get("Filter", {}))
         if not archives_only or expiration.get("Days", 0) < retention_days:
             unsafe.append(str(rule.get("ID", ARCHIVE_RULE_ID)))
-    return unsafe
+    return sorted(set(unsafe), key=unsafe.index)
 
 
 # --- checks against S3 ----------------------------------------------------------------------------
@@ -116,18 +118,9 @@ def check_handle(s3: S3Client, handle: AuditedHandle, read_back: bool, moved_eta
         return UNCHECKED
 
 
-def _check_archive(s3: S3Client, bucket: str, key: str) -> str | None:
+def _check_archive(s3: S3Client, record: ArchiveRecord) -> str | None:
     try:
-        return ARCHIVE_LOST if head(s3, bucket, key) is None else None
+        found, _ = find_archive(s3, record)
     except S3Errors:
         return UNCHECKED
-
-
-def _bucket_rules(s3: S3Client, bucket: str) -> list[LifecycleRuleOutputTypeDef]:
-    try:
-        return s3.get_bucket_lifecycle_configuration(Bucket=bucket)["Rules"]
-    except ClientError as error:
-        if error.response.get("Error", {}).get("Code") == "NoSuchLifecycleConfiguration":
-            # Archives are then kept for ever: a cost, not a loss.
-            return []
-        raise
+    return ARCHIVE_LOST if found is None else None

@@ -13,9 +13,10 @@ from costalloc_pipeline.placement.rule import live_condition
 from costalloc_pipeline.schema.ddl import is_mysql
 from costalloc_pipeline.schema.repository import MoveState, files, move_ledger
 
-# A handle's id, bucket, key, size and MD5 (_HANDLE_COLUMNS); an archive's bucket, key and a handle id.
+# A handle's id, bucket, key, size and MD5 (_HANDLE_COLUMNS); an archive's identity, a handle id and
+# when it was archived.
 _HandleRow = tuple[int, str, str, int | None, str | None]
-_ArchiveRow = tuple[str, str, int]
+_ArchiveRow = tuple[str, str, str | None, str | None, int, dt.datetime]
 _Columns = TypeVar("_Columns", bound=tuple[Any, ...])
 
 
@@ -42,11 +43,21 @@ def _handles_query(buckets: Sequence[str], sample: int | None) -> Select[_Handle
     return select(*_HANDLE_COLUMNS).where(files.c.id.in_(select(chosen.c.id))).order_by(files.c.id)
 
 
+# What finds an archive again (archives/locate.py): its bucket and key, and for an archive by
+# DeleteObject its version.
+ARCHIVE_IDENTITY = (
+    move_ledger.c.archive_bucket,
+    move_ledger.c.archive_key,
+    move_ledger.c.archive_method,
+    move_ledger.c.archive_version_id,
+)
+
+
 def _archives_query(retention_days: int | None, sample: int | None) -> Select[_ArchiveRow]:
     query = (
-        select(move_ledger.c.archive_bucket, move_ledger.c.archive_key, func.min(move_ledger.c.file_handle_id))
+        select(*ARCHIVE_IDENTITY, func.min(move_ledger.c.file_handle_id), func.max(move_ledger.c.archived_on))
         .where(_ARCHIVED)
-        .group_by(move_ledger.c.archive_bucket, move_ledger.c.archive_key)
+        .group_by(*ARCHIVE_IDENTITY)
     )
     if retention_days is not None:
         # Older archives have legitimately expired.

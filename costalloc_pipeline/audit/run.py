@@ -10,10 +10,10 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection, and_, func, not_, or_, select
 
+from costalloc_pipeline.archives.locate import ArchiveRecord
 from costalloc_pipeline.audit.checks import (
     AuditedHandle,
     S3Errors,
-    _bucket_rules,
     _check_archive,
     check_handle,
     lifecycle_problems,
@@ -34,6 +34,7 @@ from costalloc_pipeline.audit.violations import (
     UNSAFE_LIFECYCLE,
     Violations,
 )
+from costalloc_pipeline.buckets import bucket_rules
 from costalloc_pipeline.mover.ledger import REPOINTED_ON
 from costalloc_pipeline.schema.repository import MoveState, files, move_ledger
 
@@ -94,15 +95,16 @@ class _Audit:
         for batch in _batches(self.conn, _archives_query(self.retention_days, self.sample), self.batch):
             rows = [row for row in batch if row[0] not in self.expired]
             self.violations.checked_archives += len(rows)
-            problems = self.pool.map(lambda row: _check_archive(self.s3, row[0], row[1]), rows)
-            for (_, _, handle_id), problem in zip(rows, problems, strict=False):
+            records = [ArchiveRecord(bucket, key, on, method, version) for bucket, key, method, version, _, on in rows]
+            problems = self.pool.map(lambda record: _check_archive(self.s3, record), records)
+            for row, problem in zip(rows, problems, strict=False):
                 if problem is not None:
-                    self.violations.add(problem, handle_id)
+                    self.violations.add(problem, row[4])
 
     def lifecycles(self, retention_days: int) -> None:
         for bucket in self.buckets:
             try:
-                unsafe = lifecycle_problems(_bucket_rules(self.s3, bucket), retention_days)
+                unsafe = lifecycle_problems(bucket_rules(self.s3, bucket), retention_days)
             except S3Errors:
                 self.violations.add(UNCHECKED, bucket)
                 continue

@@ -21,11 +21,12 @@ _UNSTATED_CLASS = "STANDARD"
 
 
 def bucket_classes(s3: S3Client, bucket: str) -> dict[str, tuple[int, int]]:
-    """Every object of the bucket, counted by storage class: class -> (objects, bytes)."""
+    """Every object of the bucket, counted by storage class: class -> (objects, bytes). In a
+    versioned bucket every version is billed: the noncurrent ones (archives by DeleteObject) too."""
     counts: dict[str, tuple[int, int]] = {}
     try:
-        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
-            for item in page.get("Contents", []):
+        for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket):
+            for item in page.get("Versions", []):
                 storage_class = str(item.get("StorageClass") or _UNSTATED_CLASS)
                 objects, size = counts.get(storage_class, (0, 0))
                 counts[storage_class] = (objects + 1, size + int(item.get("Size", 0)))

@@ -43,14 +43,19 @@ def parse_handle_id(raw: str) -> int:
     return int(raw)
 
 
+def _where(bucket: str, key: str, version_id: str | None) -> str:
+    return f"s3://{bucket}/{key}" + (f" version {version_id}" if version_id else "")
+
+
 def locate_lines(found: HandleArchives, retention_days: int) -> list[str]:
     now = found.current
     held = "no object there" if now.storage_class is None else f"{now.storage_class} object"
     lines = [f"file handle {found.handle_id} ({now.status}) lives at s3://{now.bucket}/{now.key} ({held})"]
     for number, archive in enumerate(found.archives, start=1):
         what = "gone" if archive.storage_class is None else f"{archive.storage_class}, {archive.size} bytes"
+        where = _where(archive.bucket, archive.key, archive.version_id)
         lines += [
-            f"archive {number} of {len(found.archives)}: s3://{archive.bucket}/{archive.key} ({what})",
+            f"archive {number} of {len(found.archives)}: {where} ({what})",
             f"  archived on: {archive.archived_on:{_TIME}}",
             f"  expires on:  {archive.expires_on:{_TIME}} (COSTALLOC_ARCHIVE_RETENTION_DAYS={retention_days})",
             f"  restore:     {archive.restore.describe()}",
@@ -73,7 +78,7 @@ def run_locate(args: argparse.Namespace) -> int:
 
 
 def _restore_line(result: RestoreResult, tier: str, days: int) -> str:
-    what = f"s3://{result.bucket}/{result.key}"
+    what = _where(result.bucket, result.key, result.version_id)
     if result.storage_class is not None:
         what += f" ({result.storage_class}, {result.size} bytes)"
     if result.billed:

@@ -30,6 +30,7 @@ from costalloc_pipeline.dry_run.inputs import (
 from costalloc_pipeline.dry_run.shares import Conflict, Share, conflict_totals, conflicts_of, shares_by
 from costalloc_pipeline.dry_run.timing import BundleWork, TimeModel, total_seconds
 from costalloc_pipeline.dry_run.traffic import CopySizes, Move, Requests, bundle_requests, longest_transfer
+from costalloc_pipeline.mover.archive_method import ArchiveMethod, bucket_method
 from costalloc_pipeline.mover.copy_plan import source_problem
 from costalloc_pipeline.mover.handles import Handle, row_problem
 from costalloc_pipeline.mover.plan import Bundle, Candidate, plan_bundles
@@ -78,9 +79,18 @@ class DryRun:
 
 
 def _moves(
-    handles: Sequence[Handle], s3: S3Client | None, failed: Counter[str], kept: set[tuple[str, str]]
+    settings: Settings,
+    handles: Sequence[Handle],
+    s3: S3Client | None,
+    failed: Counter[str],
+    kept: set[tuple[str, str]],
 ) -> list[Move]:
     facts = source_facts(s3, {(h.bucket or "", h.key or "") for h in handles}) if s3 is not None else {}
+    methods = {
+        bucket: bucket_method(s3, bucket, settings.archive_mode, settings.archive_retention_days).value
+        for bucket in {h.bucket or "" for h in handles}
+        if s3 is not None
+    }
     moves: list[Move] = []
     for handle in handles:
         source = facts.get((handle.bucket or "", handle.key or "")) if s3 is not None else None
@@ -99,6 +109,7 @@ def _moves(
                 # Unlisted, a source is taken for a single-part object, whose ETag is its MD5.
                 md5_known=bool(handle.md5) or source is None or source.md5 is not None,
                 archived=(bucket, key) not in kept,
+                archive_method=methods.get(bucket, ArchiveMethod.COPY.value),
             )
         )
     return moves
@@ -144,7 +155,7 @@ def plan_assignment(
         for handle in movable:
             sources.setdefault((handle.bucket or "", handle.key or ""), set()).add(handle.id)
         kept = kept_live(conn, sources)
-    moves = _moves(movable, s3, failed, kept)
+    moves = _moves(settings, movable, s3, failed, kept)
 
     bounds = BundleBounds(settings.bundle_max_files, settings.bundle_max_bytes, settings.max_bundles)
     by_id = {move.file_handle_id: move for move in moves}

@@ -9,8 +9,12 @@ free (nothing to reuse, nothing in the way):
   known (neither the handle's nor a single-part source's ETag);
 - above it, a HEAD of the source, CreateMultipartUpload, one UploadPartCopy per part,
   CompleteMultipartUpload, then a HEAD and, when an MD5 is known, a GET reading the copy back;
-- the archive of each source object no AVAILABLE handle still names: a CopyObject onto itself in the
-  archive class, or the multipart path (HEAD, Create, parts, Complete) above the threshold.
+- the archive of each source object no AVAILABLE handle still names, by the method its bucket allows
+  (mover/archive_method.py): a CopyObject onto itself in the archive class, or the multipart path
+  (HEAD, Create, parts, Complete) above the threshold; or in a versioned bucket one DeleteObject,
+  after which the bucket's rule moves the noncurrent version to the archive class (a lifecycle
+  transition, billed as a write in that class). The bucket's versioning and lifecycle are read
+  before each bundle's archives (two requests a source bucket).
 Retries, reuses and the rare look-up of keys shared by two source buckets are not counted.
 """
 
@@ -19,6 +23,8 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields
+
+from costalloc_pipeline.mover.archive_method import ArchiveMethod
 
 # Keys one ListObjectsV2 page answers at most.
 LIST_PAGE = 1000
@@ -38,6 +44,8 @@ class Move:
     md5_known: bool
     # Whether its source object is archived after the move (no AVAILABLE handle left behind names it).
     archived: bool
+    # How: ArchiveMethod's value for the source bucket ("copy" where the plan did not look at S3).
+    archive_method: str = ArchiveMethod.COPY.value
 
     @property
     def source(self) -> tuple[str, str]:
@@ -74,6 +82,11 @@ class Requests:
     archive_upload_part_copy: int = 0
     archive_complete_multipart_upload: int = 0
     archive_head_object: int = 0
+    archive_delete_object: int = 0
+    # Noncurrent versions the bucket's rule moves to the archive class (not requests costalloc sends).
+    archive_transitions: int = 0
+    # GetBucketVersioning and GetBucketLifecycleConfiguration before a bundle's archives.
+    bucket_state_reads: int = 0
     copied_bytes: int = 0
     read_back_bytes: int = 0
     archived_bytes: int = 0
@@ -88,22 +101,25 @@ class Requests:
 
     @property
     def archive_writes(self) -> int:
-        """Writes of archive copies (billed at the archive class's rate)."""
+        """Writes of archive copies and transitions into the archive class (billed at its rate)."""
         return (
             self.archive_copy_object
             + self.archive_create_multipart_upload
             + self.archive_upload_part_copy
             + self.archive_complete_multipart_upload
+            + self.archive_transitions
         )
 
     @property
     def reads(self) -> int:
-        return self.head_object + self.get_object + self.archive_head_object
+        return self.head_object + self.get_object + self.archive_head_object + self.bucket_state_reads
 
     @property
     def pooled(self) -> int:
-        """Requests sent from the bundle's pool of copy threads (all but the listing)."""
-        return self.copy_writes + self.archive_writes + self.reads
+        """Requests sent from the bundle's pool of copy threads (all but the listing; DeleteObject is free)."""
+        return (
+            self.copy_writes + self.archive_writes - self.archive_transitions + self.reads + self.archive_delete_object
+        )
 
     @property
     def transferred_bytes(self) -> int:
@@ -127,6 +143,9 @@ def copy_requests(move: Move, sizes: CopySizes) -> Requests:
 
 
 def archive_requests(move: Move, sizes: CopySizes) -> Requests:
+    if move.archive_method == ArchiveMethod.DELETE.value:
+        # No byte is copied: the version becomes noncurrent where it is.
+        return Requests(archive_delete_object=1, archive_transitions=1)
     if sizes.multipart(move.size):
         return Requests(
             archive_head_object=1,
@@ -156,6 +175,8 @@ def listing_requests(moves: Sequence[Move]) -> Requests:
 def bundle_requests(moves: Sequence[Move], sizes: CopySizes) -> Requests:
     """Every request of one bundle: the look, a copy per handle, an archive per source object."""
     total = listing_requests(moves) if moves else Requests()
+    archived_buckets = {move.bucket for move in moves if move.archived}
+    total += Requests(bucket_state_reads=2 * len(archived_buckets))
     archived: set[tuple[str, str]] = set()
     for move in moves:
         total += copy_requests(move, sizes)

@@ -20,6 +20,7 @@ from costalloc_pipeline.mover import claims, lease, ledger
 from costalloc_pipeline.mover.archive import ArchiveItem, archive_sources
 from costalloc_pipeline.mover.context import MoveContext
 from costalloc_pipeline.mover.copier import (
+    Copied,
     S3Errors,
     TargetConflict,
     VerificationFailed,
@@ -72,8 +73,8 @@ def _copy_plans(
 
 def _copy_one(
     ctx: MoveContext, pool: Executor, writes: WriteFence, handle: Handle, plan: CopyPlan, source: ObjectFacts | None
-) -> tuple[str, bool]:
-    """Copy (or reuse) one handle's object; (verified ETag, reused)."""
+) -> tuple[Copied, bool]:
+    """Copy (or reuse) one handle's object; (the verified copy, reused)."""
     if plan.action is Action.FAIL:
         raise VerificationFailed(plan.reason)
     if plan.action is Action.CONFLICT:
@@ -90,7 +91,8 @@ def _copy_one(
         # An object tagged for expiry is an archive, never live data (I1): replaced by a fresh copy.
         if not carries_archive_tag(ctx.s3, ctx.target.bucket, key):
             assert plan.found_etag is not None
-            return plan.found_etag, True
+            # No request copied the source now, so S3 named no version of it.
+            return Copied(plan.found_etag, None), True
         plan = CopyPlan(Action.COPY, replaces=plan.found_etag)
     copied = copy_object(ctx.s3, handle, source, ctx.target.bucket, ctx.copy, plan.replaces, pool, writes.before_write)
     return copied, False
@@ -183,7 +185,13 @@ def _copy_and_repoint(
     made: dict[int, str] = {}
     writes = WriteFence(ctx)
 
-    def copy(handle: Handle, pool: Executor) -> tuple[Handle, tuple[str, bool] | str | lease.LeaseLost]:
+    def source_etag(handle: Handle) -> str:
+        found = sources[(handle.bucket or "", handle.key or "")]
+        # A copy is planned only from a source that was looked at and holds the handle's bytes.
+        assert found is not None
+        return found.etag
+
+    def copy(handle: Handle, pool: Executor) -> tuple[Handle, tuple[Copied, bool] | str | lease.LeaseLost]:
         try:
             return handle, _copy_one(
                 ctx, pool, writes, handle, plans[handle.id], sources[(handle.bucket or "", handle.key or "")]
@@ -215,7 +223,17 @@ def _copy_and_repoint(
             (MoveState.COPIED, {}) if lost_lease is None else (MoveState.SKIPPED, {"error": lost_lease.reason})
         )
         ledger.record(
-            conn, copied_state, {ledger_ids[h.id]: {"target_object_etag": etag, **why} for h, (etag, _) in copied}
+            conn,
+            copied_state,
+            {
+                ledger_ids[h.id]: {
+                    "target_object_etag": made.etag,
+                    "source_object_etag": source_etag(h),
+                    "source_version_id": made.source_version_id,
+                    **why,
+                }
+                for h, (made, _) in copied
+            },
         )
         ledger.record(conn, MoveState.SKIPPED, {ledger_ids[i]: {"error": lost.reason} for i, lost in stopped.items()})
     if lost_lease is not None:
@@ -255,7 +273,11 @@ def _copy_and_repoint(
     moved = [h for h, _ in copied if h.id in repointed]
     result.moved_files = len(moved)
     result.moved_bytes = sum(h.size or 0 for h in moved)
-    items = [ArchiveItem(ledger_ids[h.id], h.bucket or "", h.key or "", h.size) for h in moved]
+    items = [
+        ArchiveItem(ledger_ids[h.id], h.bucket or "", h.key or "", h.size, source_etag(h), made.source_version_id)
+        for h, (made, _) in copied
+        if h.id in repointed
+    ]
     if ctx.archive_grace_seconds == 0:
         archive_sources(ctx, items, result)
     else:

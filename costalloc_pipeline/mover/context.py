@@ -34,6 +34,9 @@ class MoveContext:
     placement: Placement
     copy: CopyOptions
     archive_storage_class: StorageClassType
+    # COSTALLOC_ARCHIVE_MODE and the retention the buckets' rules must keep archives for (archive_method.py).
+    archive_mode: str
+    archive_retention_days: int
     concurrency: int
     # Seconds between a repoint and the archive of the old object (late readers and writers).
     archive_grace_seconds: int
@@ -72,6 +75,8 @@ def move_context(
         "copy": CopyOptions(settings.multipart_threshold, settings.multipart_part_size),
         # Safe: Settings admits only the names in ARCHIVE_STORAGE_CLASSES, all of them S3 storage classes.
         "archive_storage_class": cast("StorageClassType", settings.archive_storage_class),
+        "archive_mode": settings.archive_mode,
+        "archive_retention_days": settings.archive_retention_days,
         "concurrency": settings.copy_concurrency,
         "archive_grace_seconds": settings.archive_grace_seconds,
         "lease_seconds": settings.lease_seconds,

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from mypy_boto3_s3.literals import TaggingDirectiveType
     from mypy_boto3_s3.type_defs import (
         CompletedPartTypeDef,
+        CopySourceTypeDef,
         CreateMultipartUploadRequestObjectInitiateMultipartUploadTypeDef,
     )
 
@@ -127,6 +128,19 @@ def _verify(s3: S3Client, handle: Handle, source: ObjectFacts, bucket: str, etag
     return made
 
 
+@dataclass(frozen=True)
+class Copied:
+    """A verified copy: its ETag, and the version of the source object it was made from (None where
+    the source bucket keeps no versions), which a versioned bucket's archive is found by."""
+
+    etag: str
+    source_version_id: str | None
+
+
+def _source(bucket: str, key: str, version_id: str | None) -> CopySourceTypeDef:
+    return {"Bucket": bucket, "Key": key, "VersionId": version_id} if version_id else {"Bucket": bucket, "Key": key}
+
+
 def copy_object(
     s3: S3Client,
     handle: Handle,
@@ -136,18 +150,19 @@ def copy_object(
     replaces: str | None,
     pool: Executor,
     before_write: Callable[[], None] = lambda: None,
-) -> str:
-    """Copy the handle's object to the target bucket and return the verified copy's ETag.
-    `before_write` runs right before each request that writes (the run's fence); a multipart
-    copy's parts share `pool`, the phase's pool of requests (sharing.py)."""
+    source_version_id: str | None = None,
+) -> Copied:
+    """Copy the handle's object to the target bucket and return the verified copy. `before_write`
+    runs right before each request that writes (the run's fence); a multipart copy's parts share
+    `pool`, the phase's pool of requests (sharing.py). `source_version_id`: copy that version of the
+    source (an archive in a versioned bucket), not its current object."""
     key = handle.key or ""
     bucket = handle.bucket or ""
     try:
         if source.size > options.multipart_threshold:
-            multipart_copy(
+            _, version_id = multipart_copy(
                 s3,
-                bucket,
-                key,
+                _source(bucket, key, source_version_id),
                 target_bucket,
                 options.part_size,
                 pool,
@@ -155,12 +170,12 @@ def copy_object(
                 complete_args=_write_condition(replaces),
                 before_write=before_write,
             )
-            return _verify(s3, handle, source, target_bucket, None)
+            return Copied(_verify(s3, handle, source, target_bucket, None), version_id)
         before_write()
         response = s3.copy_object(
             Bucket=target_bucket,
             Key=key,
-            CopySource={"Bucket": bucket, "Key": key},
+            CopySource=_source(bucket, key, source_version_id),
             CopySourceIfMatch=f'"{source.etag}"',
             **_write_condition(replaces),
             **NO_TAGS,
@@ -169,13 +184,13 @@ def copy_object(
         if error_code(error) in _PRECONDITION:
             raise TargetConflict("the source or the target key changed during the copy; retried next run") from error
         raise
-    return _verify(s3, handle, source, target_bucket, unquote(response["CopyObjectResult"]["ETag"]))
+    etag = _verify(s3, handle, source, target_bucket, unquote(response["CopyObjectResult"]["ETag"]))
+    return Copied(etag, response.get("CopySourceVersionId") or source_version_id)
 
 
 def multipart_copy(
     s3: S3Client,
-    source_bucket: str,
-    key: str,
+    source: CopySourceTypeDef,
     target_bucket: str,
     part_size: int,
     pool: Executor,
@@ -183,18 +198,27 @@ def multipart_copy(
     complete_args: WriteCondition | None = None,
     before_write: Callable[[], None] = lambda: None,
     **create_args: Unpack[CreateMultipartUploadRequestObjectInitiateMultipartUploadTypeDef],
-) -> int:
+) -> tuple[int, str | None]:
     """UploadPartCopy of the source's real length (from its HEAD, never the recorded size: a size
-    that lies must not truncate anything); the upload is aborted on any failure. Returns the length."""
-    source = s3.head_object(Bucket=source_bucket, Key=key)
-    etag = source_etag or unquote(source["ETag"])
-    if unquote(source["ETag"]) != etag:
-        raise VerificationFailed(f"s3://{source_bucket}/{key} changed before its copy")
-    size = int(source["ContentLength"])
+    that lies must not truncate anything) to the same key in `target_bucket`; the upload is aborted
+    on any failure. Returns the length and the version of the source copied (None: unversioned)."""
+    key = source["Key"]
+    found = (
+        s3.head_object(Bucket=source["Bucket"], Key=key, VersionId=source["VersionId"])
+        if "VersionId" in source
+        else s3.head_object(Bucket=source["Bucket"], Key=key)
+    )
+    etag = source_etag or unquote(found["ETag"])
+    if unquote(found["ETag"]) != etag:
+        raise VerificationFailed(f"s3://{source['Bucket']}/{key} changed before its copy")
+    size = int(found["ContentLength"])
+    version_id = found.get("VersionId")
+    # Every part from the version the HEAD saw: a source overwritten half-way fails the parts' condition.
+    pinned: CopySourceTypeDef = {**source, "VersionId": version_id} if version_id else source
     # CopyObject keeps these by itself; a multipart upload starts bare, so they are carried over.
     for header in _CARRIED_HEADERS:
-        if source.get(header) and header not in create_args:
-            create_args[header] = source[header]
+        if found.get(header) and header not in create_args:
+            create_args[header] = found[header]
     upload_id = s3.create_multipart_upload(Bucket=target_bucket, Key=key, **create_args)["UploadId"]
     ranges = [(start, min(start + part_size, size) - 1) for start in range(0, size, part_size)]
 
@@ -205,7 +229,7 @@ def multipart_copy(
             Key=key,
             UploadId=upload_id,
             PartNumber=number,
-            CopySource={"Bucket": source_bucket, "Key": key},
+            CopySource=pinned,
             CopySourceRange=f"bytes={first}-{last}",
             # A source that changes half-way fails the copy instead of producing a mixture.
             CopySourceIfMatch=f'"{etag}"',
@@ -221,4 +245,4 @@ def multipart_copy(
     except BaseException:
         s3.abort_multipart_upload(Bucket=target_bucket, Key=key, UploadId=upload_id)
         raise
-    return size
+    return size, version_id

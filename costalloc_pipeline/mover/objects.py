@@ -56,11 +56,14 @@ def is_plain_md5(value: str | None) -> bool:
     return value is not None and len(value) == 32 and all(c in "0123456789abcdef" for c in value.lower())
 
 
-def head(s3: S3Client, bucket: str, key: str) -> HeadObjectOutputTypeDef | None:
+def head(s3: S3Client, bucket: str, key: str, version_id: str | None = None) -> HeadObjectOutputTypeDef | None:
+    """The object's HEAD (of one version of it, when `version_id` is given), or None: no such object."""
     try:
+        if version_id is not None:
+            return s3.head_object(Bucket=bucket, Key=key, VersionId=version_id)
         return s3.head_object(Bucket=bucket, Key=key)
     except ClientError as error:
-        if error_code(error) in ("404", "NoSuchKey", "NotFound"):
+        if error_code(error) in ("404", "NoSuchKey", "NotFound", "NoSuchVersion"):
             return None
         raise
 

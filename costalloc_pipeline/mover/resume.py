@@ -19,6 +19,11 @@ def archive_due(ctx: MoveContext, project_id: int | None) -> BundleResult:
     with ctx.repository.begin() as conn:
         rows = ledger.due_archives(conn, project_id, ctx.due_before(), lease.live_runs(conn, ctx.clock()), ctx.run_id)
     result = BundleResult()
-    items = [ArchiveItem(row.id, row.source_bucket, row.source_key, row.content_size) for row in rows]
+    items = [
+        ArchiveItem(
+            row.id, row.source_bucket, row.source_key, row.content_size, row.source_object_etag, row.source_version_id
+        )
+        for row in rows
+    ]
     archive_sources(ctx, items, result)
     return result

@@ -216,10 +216,18 @@ move_ledger = Table(
     Column("etag_after", String(36)),
     # ETag of the verified copy in the target bucket: lets a resumed move reuse it.
     Column("target_object_etag", String(100)),
+    # The source object the copy was made from (its ETag, and its version in a versioned bucket):
+    # the archive removes exactly that object, never bytes written at the key since.
+    Column("source_object_etag", String(100)),
+    Column("source_version_id", String(1024)),
     Column("state", String(16), nullable=False),
     Column("error", Text),
     Column("archive_bucket", String(100)),
     Column("archive_key", String(700)),
+    # mover/archive_method.py: "copy" (an archive-class copy at the key; NULL on rows written before
+    # there was a choice) or "delete" (the version archive_version_id became noncurrent).
+    Column("archive_method", String(8)),
+    Column("archive_version_id", String(1024)),
     Column("archived_on", Timestamp),
     # When the handle was repointed: the source is archived only after the grace period from here.
     Column("repointed_on", Timestamp),

@@ -39,14 +39,22 @@ def test_a_handle_moved_twice_is_reinstated_from_its_newest_archive(stack, envir
     genomics = found["archives"][0]["bucket"]
     assert found["current"]["bucket"] == handle.bucket_name
     assert [a["bucket"] for a in found["archives"]] == [genomics, stack.settings.default_bucket]
-    assert {a["storage_class"] for a in found["archives"]} == {"GLACIER"}
+    newest, oldest = found["archives"]
+    # The allocation's bucket is versioned: the archive is the noncurrent version its DeleteObject
+    # left (still STANDARD here: moto runs no lifecycle rule). The default bucket is not: a copy.
+    assert (oldest["version_id"], oldest["storage_class"]) == (None, "GLACIER")
+    assert newest["version_id"] is not None
+    assert stack.s3.head_object(Bucket=genomics, Key=handle.key, VersionId=newest["version_id"])["ETag"] == (
+        f'"{handle.content_md5}"'
+    )
 
     # The live copy is lost: the newest archive (the genomics bucket's) brings it back.
     stack.s3.delete_object(Bucket=handle.bucket_name, Key=handle.key)
     code, out, _ = run(capsys, "restore", str(handle_id), "--reinstate")
     assert code == 0, out
     assert out.splitlines()[-1] == (
-        f"file handle {handle_id}: reinstated from s3://{genomics}/{handle.key} to s3://{handle.bucket_name}/{handle.key}"
+        f"file handle {handle_id}: reinstated from s3://{genomics}/{handle.key} (version {newest['version_id']}) "
+        f"to s3://{handle.bucket_name}/{handle.key}"
     )
     body = stack.s3.get_object(Bucket=handle.bucket_name, Key=handle.key)["Body"].read()
     assert (len(body), hashlib.md5(body).hexdigest()) == (handle.content_size, handle.content_md5)

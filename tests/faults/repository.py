@@ -21,6 +21,7 @@ from helpers.rows import s3_file_row
 from sqlalchemy import Engine, insert, select
 
 from costalloc_pipeline import allocations
+from costalloc_pipeline.archives.locate import archive_records, find_archive
 from costalloc_pipeline.audit import Violations, audit
 from costalloc_pipeline.auth import admin_caller
 from costalloc_pipeline.bootstrap import bootstrap
@@ -29,6 +30,7 @@ from costalloc_pipeline.db import engine_for, new_etag, utcnow
 from costalloc_pipeline.mover import claims, lease
 from costalloc_pipeline.mover.context import MoveContext
 from costalloc_pipeline.mover.copier import CopyOptions
+from costalloc_pipeline.mover.objects import head
 from costalloc_pipeline.s3 import make_s3_client
 from costalloc_pipeline.schema.repository import (
     files,
@@ -48,12 +50,17 @@ def md5(body: bytes) -> str:
 
 
 class CopyCounter:
-    """Counts a client's CopyObject calls: into a target bucket, and archive copies (onto themselves)."""
+    """Counts a client's CopyObject calls: into a target bucket, and archives (copies onto
+    themselves, or DeleteObjects in a versioned bucket)."""
 
     def __init__(self, s3: Any) -> None:
         self.counts: Counter = Counter()
         s3.meta.events.register("provide-client-params.s3.CopyObject", self._note)
         s3.meta.events.register("provide-client-params.s3.UploadPartCopy", self._note_part)
+        s3.meta.events.register("provide-client-params.s3.DeleteObject", self._note_delete)
+
+    def _note_delete(self, params: dict, **_: Any) -> None:
+        self.counts["archive"] += 1
 
     def _note(self, params: dict, **_: Any) -> None:
         source = params["CopySource"]
@@ -142,6 +149,23 @@ class Repo:
 
     def storage_class(self, bucket: str, key: str) -> str:
         return self.s3.head_object(Bucket=bucket, Key=key).get("StorageClass", "STANDARD")
+
+    def source_archived(self, bucket: str, key: str) -> bool:
+        """Whether the object at the key was archived: copied into GLACIER, or (in a versioned
+        bucket) deleted, its version left noncurrent."""
+        found = head(self.s3, bucket, key)
+        return found is None or found.get("StorageClass") == "GLACIER"
+
+    def assert_archive_kept(self, handle_id: int, body: bytes) -> None:
+        """The handle's newest archive, found as `costalloc locate` finds it, holds `body`."""
+        with self.engine.connect() as conn:
+            records = archive_records(conn, handle_id)
+        assert records, f"handle {handle_id} has no archive"
+        found, _ = find_archive(self.s3, records[0])
+        assert found is not None and found["ContentLength"] == len(body), f"handle {handle_id}'s archive is gone"
+        etag = found["ETag"].strip('"')
+        # An archive copied in parts has a multipart ETag; in GLACIER its bytes cannot be read back here.
+        assert etag == md5(body) or "-" in etag, f"handle {handle_id}'s archive holds other bytes"
 
     def assert_intact(self, originals: dict[int, bytes]) -> None:
         for handle_id, body in originals.items():

@@ -28,9 +28,18 @@ from costalloc_pipeline.schema.repository import (
     files,
 )
 
-from .repository import SMALL_PARTS, CopyCounter, crash, md5
+from .repository import SMALL_PARTS, CopyCounter, crash, make_repo, md5
 
 PROJECT = 10
+
+
+@pytest.fixture(params=["archive copies", "versioned default bucket"])
+def repo(settings, entities, request):
+    """Every crash in both archive modes: the default bucket, where the files move from, either
+    unversioned (archives are copies) or versioned (archives are DeleteObjects)."""
+    if request.param == "versioned default bucket":
+        settings = settings.with_changes(default_bucket_versioning="enable")
+    return make_repo(settings, entities)
 
 
 def keys_in(repo, bucket: str) -> set[str]:
@@ -41,8 +50,9 @@ def assert_moved_and_archived(repo, originals: dict[int, bytes], target: str) ->
     for handle_id in originals:
         handle = repo.handle(handle_id)
         assert handle.bucket_name == target
-        assert repo.storage_class(repo.settings.default_bucket, handle.key) == "GLACIER"
+        assert repo.source_archived(repo.settings.default_bucket, handle.key)
         assert repo.ledger_states(handle_id)[-1] == MoveState.DONE.value
+        repo.assert_archive_kept(handle_id, originals[handle_id])
     repo.assert_intact(originals)
     violations = repo.audit()
     assert violations.counts == {} and violations.checked_handles == len(originals)
@@ -107,11 +117,9 @@ def test_killed_after_the_repoint_the_resume_archives_without_copying(repo):
 def test_killed_in_the_middle_of_archiving_a_bundle(repo):
     target = repo.project(PROJECT, "genomics")
     originals = repo.add_handles(5)
-    repo.crash(PROJECT, list(originals), "archive-copy:2")
+    repo.crash(PROJECT, list(originals), "archive:2")
 
-    archived = [
-        h for h in originals if repo.storage_class(repo.settings.default_bucket, repo.handle(h).key) == "GLACIER"
-    ]
+    archived = [h for h in originals if repo.source_archived(repo.settings.default_bucket, repo.handle(h).key)]
     assert len(archived) == 2
     assert repo.audit().counts == {REPOINTED_NOT_ARCHIVED: 5}
 

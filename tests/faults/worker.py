@@ -6,7 +6,8 @@ Run as `python worker.py '<json spec>'`. Kill points (`kill_at`):
 - `before-repoint`: when the repoint UPDATE is about to run (the ledger says COPIED);
 - `after-repoint`: at the first statement after the repoint's transaction committed (REPOINTED,
   nothing archived yet);
-- `archive-copy:N`: right after the N-th archive copy answered (part of the bundle archived);
+- `archive:N`: right after the N-th archive answered (part of the bundle archived): an archive
+  copy onto itself, or a DeleteObject in a versioned bucket;
 - `part-copy:N`: right after the N-th UploadPartCopy answered (a multipart copy half done);
 - `complete:N`: right after the N-th CompleteMultipartUpload answered (the copy exists, with a
   multipart ETag, and the ledger does not know it).
@@ -75,14 +76,14 @@ def die() -> None:
     os.kill(os.getpid(), signal.SIGKILL)
 
 
-def kill_after_calls(s3: Any, operation: str, count: int, archive: bool | None = None) -> None:
-    """SIGKILL once `count` calls of `operation` answered; `archive` tells archive copies (onto
-    themselves) from copies into the target bucket."""
+def kill_after_calls(s3: Any, operations: tuple[str, ...], count: int, archive: bool | None = None) -> None:
+    """SIGKILL once `count` calls of `operations` answered; `archive` tells archives (copies onto
+    themselves, DeleteObjects) from copies into the target bucket."""
     answered = [0]
     lock = threading.Lock()
 
     def note_kind(params: dict, context: dict, **_: Any) -> None:
-        source = params.get("CopySource") or {}
+        source = params.get("CopySource") or {"Bucket": params["Bucket"], "Key": params["Key"]}
         context["costalloc_archive"] = (source.get("Bucket"), source.get("Key")) == (params["Bucket"], params["Key"])
 
     def after_call(context: dict, **_: Any) -> None:
@@ -93,8 +94,9 @@ def kill_after_calls(s3: Any, operation: str, count: int, archive: bool | None =
             if answered[0] >= count:
                 die()
 
-    s3.meta.events.register(f"provide-client-params.s3.{operation}", note_kind)
-    s3.meta.events.register(f"after-call.s3.{operation}", after_call)
+    for operation in operations:
+        s3.meta.events.register(f"provide-client-params.s3.{operation}", note_kind)
+        s3.meta.events.register(f"after-call.s3.{operation}", after_call)
 
 
 def kill_around_repoint(engine: Engine, after: bool) -> None:
@@ -138,13 +140,13 @@ def main(spec: dict[str, Any]) -> int:
     )
     point, _, count = spec["kill_at"].partition(":")
     if point == "target-copy":
-        kill_after_calls(s3, "CopyObject", int(count), archive=False)
-    elif point == "archive-copy":
-        kill_after_calls(s3, "CopyObject", int(count), archive=True)
+        kill_after_calls(s3, ("CopyObject",), int(count), archive=False)
+    elif point == "archive":
+        kill_after_calls(s3, ("CopyObject", "DeleteObject"), int(count), archive=True)
     elif point == "part-copy":
-        kill_after_calls(s3, "UploadPartCopy", int(count))
+        kill_after_calls(s3, ("UploadPartCopy",), int(count))
     elif point == "complete":
-        kill_after_calls(s3, "CompleteMultipartUpload", int(count))
+        kill_after_calls(s3, ("CompleteMultipartUpload",), int(count))
     elif point in ("before-repoint", "after-repoint"):
         kill_around_repoint(ctx.repository, after=point == "after-repoint")
     else:

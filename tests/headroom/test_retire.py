@@ -52,6 +52,19 @@ def _archive(settings, bucket: str, key: str) -> None:
     s3_client(settings).put_object(
         Bucket=bucket, Key=key, Body=b"old", StorageClass="GLACIER", Tagging="costalloc:archived=true"
     )
+    _record_archive(settings, bucket, key)
+
+
+def _versioned_archive(settings, bucket: str, key: str) -> None:
+    """An archive as the mover leaves it in a versioned bucket: the noncurrent version under the
+    delete marker of its DeleteObject, recorded in the ledger by its version id."""
+    s3 = s3_client(settings)
+    version_id = s3.put_object(Bucket=bucket, Key=key, Body=b"old")["VersionId"]
+    s3.delete_object(Bucket=bucket, Key=key)
+    _record_archive(settings, bucket, key, archive_method="delete", archive_version_id=version_id)
+
+
+def _record_archive(settings, bucket: str, key: str, **archive: str) -> None:
     now = utcnow()
     with engine_for(settings.repository_url).begin() as conn:
         conn.execute(
@@ -69,6 +82,7 @@ def _archive(settings, bucket: str, key: str) -> None:
                 archived_on=now,
                 started_on=now,
                 updated_on=now,
+                **archive,
             )
         )
 
@@ -282,3 +296,23 @@ def test_the_retire_json(environment, admin_token, entities, capsys):
     assert main(["retire", "GENOMICS", "--json"]) == 0
     body = json.loads(capsys.readouterr().out)
     assert body["id"] == str(created.id) and body["bucketDeleted"] is False
+
+
+def test_a_versioned_bucket_s_noncurrent_versions_are_archives_kept_unless_asked(settings, api, entities):
+    allocation = _new(api, entities, 1, "genomics")
+    _release(settings, 1)
+    s3 = s3_client(settings)
+    _versioned_archive(settings, allocation["bucket"], "1/a/file.txt")
+    path = f"/costAllocation/{allocation['id']}"
+
+    answer = api.delete(path, params={"deleteBucket": "true"})
+    assert answer.status_code == 409
+    assert "1 archives, the recovery path" in answer.json()["reason"]
+    assert _audit(settings) == {}
+
+    answer = api.delete(path, params={"deleteBucket": "1", "expireArchives": "1"})
+    assert answer.status_code == 200
+    # The version went for good, then its delete marker, then the bucket.
+    assert (answer.json()["bucketDeleted"], answer.json()["archivesDeleted"]) == (True, 1)
+    assert allocation["bucket"] not in account_buckets(s3)
+    assert _audit(settings) == {}

@@ -12,6 +12,7 @@ from helpers.rows import s3_file_row
 from sqlalchemy import Engine, insert, select, update
 
 from costalloc_pipeline.bootstrap import bootstrap
+from costalloc_pipeline.buckets import lifecycle_configuration
 from costalloc_pipeline.config import Settings
 from costalloc_pipeline.db import engine_for, new_etag, utcnow
 from costalloc_pipeline.mover.context import MoveContext, move_context
@@ -26,6 +27,7 @@ from costalloc_pipeline.schema.repository import (
     cost_allocation,
     cost_allocation_project,
     files,
+    move_ledger,
     principal,
     storage_location,
 )
@@ -88,6 +90,22 @@ class World:
         end_earlier_runs(self.repository, 1)
         acquire(self.repository, 1, run_id, ctx.target.bucket, ctx.clock(), ctx.lease_seconds)
         return ctx
+
+    def version(self, bucket: str) -> None:
+        """Versioning on, with costalloc's noncurrent-version rule: the bucket's archives become
+        DeleteObjects (mover/archive_method.py)."""
+        self.s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+        self.s3.put_bucket_lifecycle_configuration(
+            Bucket=bucket, LifecycleConfiguration=lifecycle_configuration(self.settings, versioned=True)
+        )
+
+    def ledger_rows(self, handle_id: int) -> list[Any]:
+        with self.repository.connect() as conn:
+            return list(
+                conn.execute(
+                    select(move_ledger).where(move_ledger.c.file_handle_id == handle_id).order_by(move_ledger.c.id)
+                )
+            )
 
     def unassign(self) -> None:
         """Project 1 leaves its allocation: its files belong in the default bucket again."""

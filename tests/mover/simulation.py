@@ -112,6 +112,9 @@ def simulation_settings(base: Settings) -> Settings:
         bundle_max_files=3,
         archive_grace_seconds=GRACE_SECONDS,
         lease_seconds=LEASE_SECONDS,
+        # The default bucket gets costalloc's noncurrent-version rule too; each schedule then turns
+        # every managed bucket's versioning on or off (Environment.reset): both archive methods run.
+        default_bucket_versioning="enable",
     )
 
 
@@ -555,6 +558,9 @@ class RepoSpec:
     objects: list[ObjectSpec]
     handles: list[HandleSpec]
     entities: list[EntitySpec]
+    # Places (DEFAULT, allocations) whose bucket has versioning on in this schedule: their archives
+    # are DeleteObjects; the others' versioning is suspended, and their archives are copies.
+    versioned: frozenset[str] = frozenset()
 
     def handle(self, handle_id: int) -> HandleSpec:
         return next(h for h in self.handles if h.id == handle_id)
@@ -731,7 +737,8 @@ def generate_repository(rng: random.Random) -> RepoSpec:
             feature(builder)
     while len(builder.handles) < 5:
         builder.handle(builder.obj())
-    return RepoSpec(projects, allocations, initial, builder.objects, builder.handles, builder.entities)
+    versioned = frozenset(place for place in (DEFAULT, *ALLOCATIONS) if rng.random() < 0.5)
+    return RepoSpec(projects, allocations, initial, builder.objects, builder.handles, builder.entities, versioned)
 
 
 @dataclass(frozen=True)
@@ -1025,12 +1032,24 @@ class Environment:
                     conn.execute(text(f"DELETE FROM {name}"))
 
     def _empty_buckets(self) -> None:
+        """Every version and delete marker of every bucket: a versioned bucket keeps them all."""
         for bucket in self.buckets.values():
-            listed = self.s3.list_objects_v2(Bucket=bucket).get("Contents", [])
-            if listed:
+            listed = self.s3.list_object_versions(Bucket=bucket)
+            versions = [*listed.get("Versions", []), *listed.get("DeleteMarkers", [])]
+            if versions:
                 self.s3.delete_objects(
-                    Bucket=bucket, Delete={"Objects": [{"Key": o["Key"]} for o in listed], "Quiet": True}
+                    Bucket=bucket,
+                    Delete={
+                        "Objects": [{"Key": v["Key"], "VersionId": v["VersionId"]} for v in versions],
+                        "Quiet": True,
+                    },
                 )
+
+    def _set_versioning(self, versioned: frozenset[str]) -> None:
+        for place, bucket in self.buckets.items():
+            if place != EXTERNAL:
+                status = "Enabled" if place in versioned else "Suspended"
+                self.s3.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": status})
 
     def slot(self, number: int) -> Slot:
         """The number-th actor's engine and client, made the first time a schedule needs them."""
@@ -1038,9 +1057,10 @@ class Environment:
             self._slots.append(Slot(len(self._slots) + 1, self.settings.repository_url, self.endpoint))
         return self._slots[number]
 
-    def reset(self) -> None:
+    def reset(self, versioned: frozenset[str]) -> None:
         self._clean_tables()
         self._empty_buckets()
+        self._set_versioning(versioned)
 
     def close(self) -> None:
         from costalloc_pipeline.db import dispose_engine
@@ -1149,7 +1169,7 @@ def _file_row(world: World, handle: HandleSpec, bucket: str | None, key: str | N
 def build_repository(world: World) -> None:
     """The generated repository in the database and in S3, and the model's starting point."""
     env, spec, model = world.env, world.spec, world.model
-    env.reset()
+    env.reset(spec.versioned)
     now = utcnow()
     rows = []
     for handle in spec.handles:
@@ -1437,6 +1457,15 @@ def _head(s3: Any, bucket: str, key: str) -> dict[str, Any] | None:
         raise
 
 
+def _head_version(s3: Any, bucket: str, key: str, version_id: str) -> dict[str, Any] | None:
+    try:
+        return s3.head_object(Bucket=bucket, Key=key, VersionId=version_id)
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") in ("404", "NoSuchKey", "NotFound", "NoSuchVersion"):
+            return None
+        raise
+
+
 def _matches(found: dict[str, Any] | None, body: bytes) -> bool:
     return found is not None and found["ContentLength"] == len(body) and found["ETag"].strip('"') in etags_of(body)
 
@@ -1509,6 +1538,22 @@ def _oracle_read_back(world: World, rows: Sequence[Any]) -> dict[tuple[str, str]
     return contents
 
 
+def _archive_heads(s3: Any, archives: Iterable[tuple[str, str, str | None, str | None]]) -> list[dict[str, Any]]:
+    """What S3 holds of each archive the ledger records: an archive-class copy at its key, or the
+    noncurrent version an archive by DeleteObject left (moto runs no lifecycle rule: STANDARD)."""
+    found = []
+    for bucket, key, method, version_id in archives:
+        if method == "delete":
+            answer = _head_version(s3, bucket, key, version_id) if version_id else None
+            if answer is not None:
+                found.append(answer)
+            continue
+        answer = _head(s3, bucket, key)
+        if answer is not None and answer.get("StorageClass") in ARCHIVE_CLASSES:
+            found.append(answer)
+    return found
+
+
 def _oracle_nothing_vanished(world: World, contents: dict[tuple[str, str], bytes]) -> None:
     """3. The bytes of every object that had to be kept still exist: read through an AVAILABLE
     handle, or in an archive the ledger records, or still where they were. An object whose every
@@ -1517,23 +1562,23 @@ def _oracle_nothing_vanished(world: World, contents: dict[tuple[str, str], bytes
     with world.env.engine.connect() as conn:
         archives = set(
             conn.execute(
-                select(move_ledger.c.archive_bucket, move_ledger.c.archive_key).where(
-                    move_ledger.c.archive_key.is_not(None)
-                )
+                select(
+                    move_ledger.c.archive_bucket,
+                    move_ledger.c.archive_key,
+                    move_ledger.c.archive_method,
+                    move_ledger.c.archive_version_id,
+                ).where(move_ledger.c.archive_key.is_not(None))
             ).all()
         )
-    archived: dict[tuple[str, str], dict[str, Any] | None] | None = None
+    archived: list[dict[str, Any]] | None = None
     live_bodies = set(contents.values())
     for tracked in world.model.tracked:
         if not tracked.holders or tracked.body in live_bodies:
             continue
         if archived is None:
             # Looked at only when some bytes are not live: usually they all are.
-            archived = {(bucket, key): _head(s3, bucket, key) for bucket, key in archives}
-        in_archive = any(
-            found is not None and found.get("StorageClass") in ARCHIVE_CLASSES and _matches(found, tracked.body)
-            for found in archived.values()
-        )
+            archived = _archive_heads(s3, archives)
+        in_archive = any(_matches(found, tracked.body) for found in archived)
         if in_archive or _matches(_head(s3, tracked.bucket, tracked.key), tracked.body):
             continue
         world.findings.append(
@@ -1650,6 +1695,7 @@ def describe(world: World) -> str:
         f"repository: projects {list(spec.projects)}, allocations {list(spec.allocations)}, initially "
         + ", ".join(f"p{p}->{a or 'default'}" for p, a in spec.initial.items())
     )
+    lines.append(f"  versioned buckets (archives by DeleteObject): {sorted(spec.versioned) or 'none'}")
     for obj in spec.objects:
         lines.append(
             f"  object o{obj.index}: {obj.place}/{obj.key}, {len(obj.body)} B, "
