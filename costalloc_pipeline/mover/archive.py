@@ -22,7 +22,7 @@ from botocore.exceptions import ClientError
 
 from costalloc_pipeline.buckets import ARCHIVE_TAG
 from costalloc_pipeline.mover import claims, lease, ledger
-from costalloc_pipeline.mover.archive_method import ArchiveMethod, bucket_method
+from costalloc_pipeline.mover.archive_method import ArchiveMethod
 from costalloc_pipeline.mover.context import MoveContext
 from costalloc_pipeline.mover.copier import (
     CopyOptions,
@@ -193,9 +193,9 @@ def archive_sources(ctx: MoveContext, items: Sequence[ArchiveItem], result: Bund
             moving = ledger.moving_objects(conn, mine, lease.live_runs(conn, now))
         referenced = still_referenced(ctx, mine) | moving
         to_archive = sorted(mine - referenced)
-        # Read right before the archives: a bucket whose versioning was suspended meanwhile gets copies.
+        # Read at most STATE_SECONDS before: a bucket whose versioning was suspended meanwhile gets copies.
         methods = {
-            bucket: bucket_method(ctx.s3, bucket, ctx.archive_mode, ctx.archive_retention_days)
+            bucket: ctx.bucket_states.method(ctx.s3, bucket, ctx.archive_mode, ctx.archive_retention_days, ctx.clock)
             for bucket in {bucket for bucket, _ in to_archive}
         }
         # Fenced right before each archive: a run that lost its lease (it stalled) archives nothing more.

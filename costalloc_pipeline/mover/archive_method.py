@@ -10,15 +10,18 @@
 
 DELETE is chosen only where it keeps I3: versioning is Enabled (on an unversioned or suspended
 bucket a DeleteObject may remove the bytes for good) and the bucket's rules keep every noncurrent
-version for the retention period (costalloc's rule is there and no rule expires one earlier). The
-state is read right before each batch of archives, not remembered: a bucket whose versioning was
-suspended meanwhile gets copies again.
+version for the retention period (costalloc's rule is there and no rule expires one earlier). A
+run reads a bucket's state again once what it read is `STATE_SECONDS` old: a bucket whose
+versioning was suspended meanwhile gets copies again, and a run does not pay two requests for
+every batch of archives.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import enum
-from collections.abc import Iterable, Mapping
+import threading
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -27,6 +30,9 @@ from costalloc_pipeline.buckets import VERSIONING_ENABLED, bucket_rules, keeps_n
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
+
+# How long a run trusts what it read of a bucket's versioning and rules.
+STATE_SECONDS = 60
 
 
 class ArchiveMethod(str, enum.Enum):
@@ -54,3 +60,24 @@ def bucket_method(s3: S3Client, bucket: str, mode: str, retention_days: int) -> 
         return choose(mode, versioning, bucket_rules(s3, bucket), retention_days)
     except (ClientError, BotoCoreError):
         return ArchiveMethod.COPY
+
+
+class BucketStates:
+    """The archive method of each bucket for one run, read again once it is STATE_SECONDS old."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._read: dict[str, tuple[dt.datetime, ArchiveMethod]] = {}
+
+    def method(
+        self, s3: S3Client, bucket: str, mode: str, retention_days: int, now: Callable[[], dt.datetime]
+    ) -> ArchiveMethod:
+        with self._lock:
+            known = self._read.get(bucket)
+            at = now()
+            if known is not None and (at - known[0]).total_seconds() < STATE_SECONDS:
+                return known[1]
+        method = bucket_method(s3, bucket, mode, retention_days)
+        with self._lock:
+            self._read[bucket] = (at, method)
+        return method

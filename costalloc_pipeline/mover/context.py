@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, cast
 
 from sqlalchemy import Engine
 
 from costalloc_pipeline.config import Settings
 from costalloc_pipeline.db import engine_for, utcnow
+from costalloc_pipeline.mover.archive_method import BucketStates
 from costalloc_pipeline.mover.copier import CopyOptions
 from costalloc_pipeline.placement.rule import Placement, Target, load_placement
 
@@ -43,6 +44,8 @@ class MoveContext:
     lease_seconds: int
     # Naive UTC now: leases and grace periods are measured with it (tests drive their own).
     clock: Clock = utcnow
+    # What the run read of each bucket's versioning and rules (archive_method.py).
+    bucket_states: BucketStates = field(default_factory=BucketStates)
 
     @property
     def managed_buckets(self) -> frozenset[str]:

@@ -12,6 +12,7 @@ from costalloc_pipeline.archives.locate import archive_records, find_archive
 from costalloc_pipeline.audit import audit
 from costalloc_pipeline.db import utcnow
 from costalloc_pipeline.mover.archive import SOURCE_REPLACED
+from costalloc_pipeline.mover.archive_method import STATE_SECONDS, ArchiveMethod, BucketStates
 from costalloc_pipeline.mover.bundle import move_bundle
 from costalloc_pipeline.mover.copier import CopyOptions
 from costalloc_pipeline.mover.resume import archive_due
@@ -208,3 +209,21 @@ def test_a_multipart_copy_records_the_version_it_copied(world):
     assert (row.archive_method, row.source_version_id, row.archive_version_id) == ("delete", version, version)
     assert hashlib.md5(world.read(TARGET_BUCKET, key)).hexdigest() == hashlib.md5(body).hexdigest()
     assert _archived_bytes(world, hid) == [body]
+
+
+def test_a_run_reads_a_bucket_s_state_again_once_it_is_a_minute_old(world):
+    """Two requests a bucket and minute, not two a batch of archives; a suspension is seen within it."""
+    default = world.settings.default_bucket
+    world.version(default)
+    states, now = BucketStates(), utcnow()
+    requests: list[str] = []
+    world.s3.meta.events.register("before-call.s3.*", lambda model, **_: requests.append(model.name))
+
+    def method(seconds: float) -> ArchiveMethod:
+        return states.method(world.s3, default, "auto", 365, lambda: now + dt.timedelta(seconds=seconds))
+
+    assert method(0) is ArchiveMethod.DELETE
+    world.s3.put_bucket_versioning(Bucket=default, VersioningConfiguration={"Status": "Suspended"})
+    assert method(STATE_SECONDS - 1) is ArchiveMethod.DELETE
+    assert method(STATE_SECONDS) is ArchiveMethod.COPY
+    assert requests.count("GetBucketVersioning") == 2
