@@ -8,9 +8,10 @@ length (its HEAD), never the recorded size, so nothing is truncated.
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
@@ -92,13 +93,35 @@ class ArchiveItem:
     size: int | None
 
 
-def archive_sources(ctx: MoveContext, items: Sequence[ArchiveItem], result: BundleResult) -> None:
-    """Archive each old object that nothing references (I2): no AVAILABLE handle here or in another
-    stack, no unfinished move of a live run, no claim of another run; all checked again under this
-    run's own claim on the object, right before the archive. Rows whose archive must wait stay
-    REPOINTED, for a later run or the resume path."""
-    if not items:
-        return
+@dataclass
+class SourceArchives:
+    """The archive step of some repointed moves, from its check to its record: the objects this run
+    claimed, those that something still references, and what became of each object archived (an
+    error, or LeaseLost where the fence stopped it). Its claims are released when it is recorded,
+    or by release_sources when it never is."""
+
+    by_object: dict[Object, list[ArchiveItem]]
+    refusals: dict[Object, str | None]
+    checked_on: dt.datetime
+    writes: WriteFence
+    referenced: set[Object] = field(default_factory=set)
+    outcomes: dict[Object, str | lease.LeaseLost | None] = field(default_factory=dict)
+    recorded: bool = False
+
+    @property
+    def claimed(self) -> set[Object]:
+        return {obj for obj, why in self.refusals.items() if why is None}
+
+    @property
+    def to_archive(self) -> list[Object]:
+        return sorted(self.claimed - self.referenced)
+
+
+def check_sources(ctx: MoveContext, items: Sequence[ArchiveItem], writes: WriteFence | None = None) -> SourceArchives:
+    """Claim each old object, then look at what still references it (I2): an AVAILABLE handle here
+    or in another stack, an unfinished move of a live run; a claim of another run refuses the
+    object. Checked under this run's own claim, right before the archive requests, each fenced by
+    `writes` (the bundle's fence, or one of its own)."""
     by_object: dict[Object, list[ArchiveItem]] = {}
     for item in items:
         by_object.setdefault((item.bucket, item.key), []).append(item)
@@ -110,59 +133,99 @@ def archive_sources(ctx: MoveContext, items: Sequence[ArchiveItem], result: Bund
         now,
         ctx.lease_seconds,
     )
-    mine = {obj for obj, why in refusals.items() if why is None}
+    # Fenced right before each archive: a run that lost its lease (it stalled) archives nothing more.
+    sources = SourceArchives(by_object, refusals, now, writes or WriteFence(ctx))
     try:
         with ctx.repository.connect() as conn:
-            moving = ledger.moving_objects(conn, mine, lease.live_runs(conn, now))
-        referenced = still_referenced(ctx, mine) | moving
-        to_archive = sorted(mine - referenced)
-        # Fenced right before each archive: a run that lost its lease (it stalled) archives nothing more.
-        writes = WriteFence(ctx)
-        unfenced: set[Object] = set()
+            moving = ledger.moving_objects(conn, sources.claimed, lease.live_runs(conn, now))
+        sources.referenced = still_referenced(ctx, sources.claimed) | moving
+    except BaseException:
+        release_sources(ctx, sources)
+        raise
+    return sources
 
-        def archive(obj: Object, pool: Executor) -> str | None:
-            try:
-                archive_object(
-                    ctx.s3,
-                    obj[0],
-                    obj[1],
-                    by_object[obj][0].size,
-                    ctx.archive_storage_class,
-                    ctx.copy,
-                    pool,
-                    writes.before_write,
-                )
-            except S3Errors as error:
-                return f"archive failed: {error}"
-            except lease.LeaseLost as stop:
-                result.stopped = stop.reason
-                unfenced.add(obj)
-                return stop.reason
-            return None
 
+def archive_source(
+    ctx: MoveContext, sources: SourceArchives, obj: Object, pool: Executor
+) -> str | lease.LeaseLost | None:
+    """Archive one checked object (one request, or a multipart copy whose parts share `pool`): None
+    when done, else why not."""
+    try:
+        archive_object(
+            ctx.s3,
+            obj[0],
+            obj[1],
+            sources.by_object[obj][0].size,
+            ctx.archive_storage_class,
+            ctx.copy,
+            pool,
+            sources.writes.before_write,
+        )
+    except S3Errors as error:
+        return f"archive failed: {error}"
+    except lease.LeaseLost as stop:
+        return stop
+    return None
+
+
+def record_archives(ctx: MoveContext, sources: SourceArchives, result: BundleResult) -> None:
+    """Record what became of each object (rows whose archive must wait stay REPOINTED, for a later
+    run or the resume path) and release the claims, in one transaction."""
+    done: dict[int, dict[str, Any]] = {}
+    retry: dict[int, dict[str, Any]] = {}
+    claimed, untried = sources.claimed, set(sources.to_archive) - set(sources.outcomes)
+    for obj, rows in sources.by_object.items():
+        outcome = sources.outcomes.get(obj)
+        if isinstance(outcome, lease.LeaseLost) or obj in untried:
+            # Stopped by the fence, or never tried because the run stopped: the rows may be another
+            # run's by now, so this one writes nothing more to them.
+            if isinstance(outcome, lease.LeaseLost):
+                result.stopped = outcome.reason
+            continue
+        if obj not in claimed:
+            retry.update({r.ledger_id: {"error": f"not archived yet: {sources.refusals[obj]}"} for r in rows})
+        elif obj in sources.referenced:
+            result.sources_still_referenced += 1
+            done.update({r.ledger_id: {"error": "source still referenced; not archived"} for r in rows})
+        elif outcome is None:
+            result.archived_objects += 1
+            archived_on = sources.checked_on
+            done.update(
+                {
+                    r.ledger_id: {"archive_bucket": obj[0], "archive_key": obj[1], "archived_on": archived_on}
+                    for r in rows
+                }
+            )
+        else:
+            retry.update({r.ledger_id: {"error": outcome} for r in rows})
+    with ctx.repository.begin() as conn:
+        ledger.record(conn, MoveState.DONE, done)
+        ledger.record(conn, MoveState.REPOINTED, retry)
+        # After the record, in its transaction: no other run archives or reuses the objects before.
+        claims.release(conn, ctx.run_id, claimed)
+    sources.recorded = True
+
+
+def release_sources(ctx: MoveContext, sources: SourceArchives) -> None:
+    """Give back the claims of an archive step that was not recorded (it failed on the way)."""
+    if not sources.recorded:
+        with ctx.repository.begin() as conn:
+            claims.release(conn, ctx.run_id, sources.claimed)
+
+
+def archive_sources(ctx: MoveContext, items: Sequence[ArchiveItem], result: BundleResult) -> None:
+    """Archive each old object that nothing references (I2): no AVAILABLE handle here or in another
+    stack, no unfinished move of a live run, no claim of another run; all checked again under this
+    run's own claim on the object, right before the archive. Rows whose archive must wait stay
+    REPOINTED, for a later run or the resume path. (A bundle runs the same steps on its own pool,
+    overlapped with its copies: pipeline.py.)"""
+    if not items:
+        return
+    sources = check_sources(ctx, items)
+    try:
         with ThreadPoolExecutor(max_workers=ctx.concurrency) as pool:
-            errors = dict(zip(to_archive, pool.map(lambda obj: archive(obj, pool), to_archive), strict=False))
-        done: dict[int, dict[str, Any]] = {}
-        retry: dict[int, dict[str, Any]] = {}
-        for obj, rows in by_object.items():
-            if obj in unfenced:
-                # The rows may be another run's by now: this one writes nothing more.
-                continue
-            if obj not in mine:
-                retry.update({r.ledger_id: {"error": f"not archived yet: {refusals[obj]}"} for r in rows})
-            elif obj in referenced:
-                result.sources_still_referenced += 1
-                done.update({r.ledger_id: {"error": "source still referenced; not archived"} for r in rows})
-            elif errors[obj] is None:
-                result.archived_objects += 1
-                done.update(
-                    {r.ledger_id: {"archive_bucket": obj[0], "archive_key": obj[1], "archived_on": now} for r in rows}
-                )
-            else:
-                retry.update({r.ledger_id: {"error": errors[obj]} for r in rows})
-        with ctx.repository.begin() as conn:
-            ledger.record(conn, MoveState.DONE, done)
-            ledger.record(conn, MoveState.REPOINTED, retry)
+            outcomes = list(pool.map(lambda obj: archive_source(ctx, sources, obj, pool), sources.to_archive))
+        sources.outcomes.update(zip(sources.to_archive, outcomes, strict=True))
+        record_archives(ctx, sources, result)
     finally:
-        with ctx.repository.begin() as conn:
-            claims.release(conn, ctx.run_id, mine)
+        release_sources(ctx, sources)

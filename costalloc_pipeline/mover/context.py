@@ -40,6 +40,9 @@ class MoveContext:
     lease_seconds: int
     # Naive UTC now: leases and grace periods are measured with it (tests drive their own).
     clock: Clock = utcnow
+    # Verified copies repointed (and then archived) together while the bundle goes on copying: a
+    # few transactions a batch, so a batch of two waves of requests or more (pipeline.py).
+    repoint_batch: int = 64
 
     @property
     def managed_buckets(self) -> frozenset[str]:

@@ -83,6 +83,9 @@ from costalloc_pipeline.schema.repository import (
 # moto's server in the tests accepts parts of 256 bytes and more (tests/conftest.py).
 MULTIPART_THRESHOLD = 1024
 PART_SIZE = 512
+# A bundle of a relocation run repoints and archives its copies two at a time while it goes on
+# copying, so its batches interleave with other actors and a crash falls between them.
+REPOINT_BATCH = 2
 # Simulated seconds. Far longer than a schedule's ordinary ticks, so they run out only when the
 # scheduler jumps the clock (a long pause) and when everything settles at the end.
 GRACE_SECONDS = 300
@@ -167,7 +170,7 @@ def relocate(
     from costalloc_pipeline.mover import run as mover_run
     from costalloc_pipeline.mover.context import move_context
 
-    ctx = move_context(settings, engine, s3, project_id, run_id, clock=clock)
+    ctx = move_context(settings, engine, s3, project_id, run_id, clock=clock, repoint_batch=REPOINT_BATCH)
     bounds = mover_run.BundleBounds(settings.bundle_max_files, settings.bundle_max_bytes, settings.max_bundles)
     return _summary(mover_run.relocate(ctx, candidates, bounds))
 
@@ -325,10 +328,12 @@ PRODUCTION_MODULES = (
     "costalloc_pipeline.mover.claims",
     "costalloc_pipeline.mover.context",
     "costalloc_pipeline.mover.copier",
+    "costalloc_pipeline.mover.copy_step",
     "costalloc_pipeline.mover.handles",
     "costalloc_pipeline.mover.lease",
     "costalloc_pipeline.mover.ledger",
     "costalloc_pipeline.mover.objects",
+    "costalloc_pipeline.mover.pipeline",
     "costalloc_pipeline.mover.plan",
     "costalloc_pipeline.mover.repoint",
     "costalloc_pipeline.mover.resume",
