@@ -192,14 +192,20 @@ class Repo:
                 ).scalars()
             )
 
-    def crash(self, project_id: int, handle_ids: list[int], kill_at: str, copy: CopyOptions = NO_MULTIPART) -> None:
-        crash(self.settings, project_id, handle_ids, kill_at, copy)
+    def crash(self, project_id: int, handle_ids: list[int], kill_at: str, **options: Any) -> None:
+        crash(self.settings, project_id, handle_ids, kill_at, **options)
 
 
 def crash(
-    settings: Settings, project_id: int, handle_ids: list[int], kill_at: str, copy: CopyOptions = NO_MULTIPART
+    settings: Settings,
+    project_id: int,
+    handle_ids: list[int],
+    kill_at: str,
+    copy: CopyOptions = NO_MULTIPART,
+    repoint_batch: int | None = None,
 ) -> None:
-    """Move the bundle in a child process (one copy at a time) that SIGKILLs itself at `kill_at`."""
+    """Move the bundle in a child process (one copy at a time) that SIGKILLs itself at `kill_at`;
+    `repoint_batch`: copies repointed together (the whole bundle at once unless it is small)."""
     spec = {
         "repository_url": settings.repository_url,
         "s3_endpoint": settings.s3_endpoint_url,
@@ -211,6 +217,7 @@ def crash(
         "multipart_threshold": copy.multipart_threshold,
         "part_size": copy.part_size,
         "concurrency": 1,
+        "overrides": {} if repoint_batch is None else {"repoint_batch": repoint_batch},
     }
     worker = subprocess.run(
         [sys.executable, str(WORKER), json.dumps(spec)], capture_output=True, text=True, timeout=120

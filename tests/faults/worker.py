@@ -6,7 +6,8 @@ Run as `python worker.py '<json spec>'`. Kill points (`kill_at`):
 - `before-repoint`: when the repoint UPDATE is about to run (the ledger says COPIED);
 - `after-repoint`: at the first statement after the repoint's transaction committed (REPOINTED,
   nothing archived yet);
-- `archive-copy:N`: right after the N-th archive copy answered (part of the bundle archived);
+- `archive-copy:N`: right after the N-th archive copy answered (part of the bundle archived; with
+  small repoint batches, while later copies of the bundle are still to be made);
 - `part-copy:N`: right after the N-th UploadPartCopy answered (a multipart copy half done);
 - `complete:N`: right after the N-th CompleteMultipartUpload answered (the copy exists, with a
   multipart ETag, and the ledger does not know it).
@@ -135,6 +136,7 @@ def main(spec: dict[str, Any]) -> int:
         spec["run_id"],
         CopyOptions(spec["multipart_threshold"], spec["part_size"]),
         spec["concurrency"],
+        **spec.get("overrides", {}),
     )
     point, _, count = spec["kill_at"].partition(":")
     if point == "target-copy":
