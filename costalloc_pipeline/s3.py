@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import os
+import platform
 from typing import TYPE_CHECKING, Any
 
 import boto3
@@ -23,12 +24,18 @@ if TYPE_CHECKING:
 _LOCAL_CREDENTIALS = {"aws_access_key_id": "costalloc-local", "aws_secret_access_key": "costalloc-local"}
 
 
+# A User-Agent of our own, fixed (boto3 adds botocore's version): botocore otherwise assembles its
+# own from a dozen parts, once or twice for every request, a tenth of the client's CPU a request.
+USER_AGENT = f"costalloc Python/{platform.python_version()}"
+
+
 def client_config(max_pool_connections: int = 10, max_attempts: int = 8) -> Config:
     # Standard retry mode backs off on 500, 503 SlowDown and dropped connections.
     return Config(
         retries={"mode": "standard", "max_attempts": max_attempts},
         max_pool_connections=max_pool_connections,
         s3={"addressing_style": "path"},
+        user_agent=USER_AGENT,
     )
 
 

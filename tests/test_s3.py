@@ -6,7 +6,7 @@ import datetime as dt
 
 from botocore.utils import parse_timestamp
 
-from costalloc_pipeline.s3 import utc_timestamp
+from costalloc_pipeline.s3 import USER_AGENT, make_s3_client, utc_timestamp
 
 
 def test_s3_timestamps_read_as_botocore_reads_them():
@@ -18,3 +18,8 @@ def test_s3_timestamps_read_as_botocore_reads_them():
 def test_other_timestamps_go_to_botocores_parser():
     for value in ("Mon, 07 Dec 2026 20:03:37 GMT", 1796673817, "1796673817.5", "2026-12-07T20:03:37+01:00"):
         assert utc_timestamp(value) == parse_timestamp(value)
+
+
+def test_clients_send_a_fixed_user_agent():
+    client = make_s3_client("http://127.0.0.1:9", "us-east-1")
+    assert client.meta.config.user_agent.startswith(USER_AGENT)
