@@ -13,7 +13,7 @@ import platform
 import shlex
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -26,7 +26,7 @@ from bench.dataset import discard, prepare_move
 from bench.end_to_end import time_relocate_job
 from bench.peers import PeerFailed, versions
 from bench.profiling import ProcessProfile, sampling, summarize
-from bench.race import RaceOptions, run_race
+from bench.race import LANES, RaceOptions, run_race
 from bench.relocate import IncompleteMove, relocate
 from bench.repoint_bench import RepointMismatch, run_repoint
 from bench.report import BenchReport
@@ -63,12 +63,17 @@ def _sizes(raw: str) -> tuple[int, ...]:
     return sizes
 
 
-def _backends(raw: str) -> tuple[str, ...]:
-    backends = tuple(part.strip() for part in raw.split(",") if part.strip())
-    unknown = sorted(set(backends) - set(BACKENDS))
-    if unknown or not backends:
-        raise argparse.ArgumentTypeError(f"a comma-separated list of {', '.join(BACKENDS)}, got {raw!r}")
-    return backends
+def _names_of(allowed: Sequence[str]) -> Callable[[str], tuple[str, ...]]:
+    """A parser of a comma-separated list of some of `allowed` (databases, race lanes)."""
+
+    def parse(raw: str) -> tuple[str, ...]:
+        names = tuple(part.strip() for part in raw.split(",") if part.strip())
+        unknown = sorted(set(names) - set(allowed))
+        if unknown or not names:
+            raise argparse.ArgumentTypeError(f"a comma-separated list of {', '.join(allowed)}, got {raw!r}")
+        return names
+
+    return parse
 
 
 def _delay(raw: str) -> float:
@@ -120,6 +125,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--large-latency-ms", type=_delay, default=20, help="the large-object race's delay D (default 20)"
     )
     race.add_argument("--skip-large", action="store_true", help="no large-object race")
+    race.add_argument(
+        "--lanes",
+        type=_names_of(LANES),
+        default=LANES,
+        help=f"the race's lanes, comma-separated, of {','.join(LANES)} (default all)",
+    )
     race.add_argument("--concurrency", type=_positive, help="costalloc's copy concurrency (default: the settings')")
     race.add_argument(
         "--cost-requests", type=_positive, default=1000, help="requests of each kind to price moto's CPU per request"
@@ -137,7 +148,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     scale.add_argument(
         "--scale-backends",
-        type=_backends,
+        type=_names_of(BACKENDS),
         default=("postgresql",),
         help=f"databases to plan on, comma-separated, of {','.join(BACKENDS)} (default postgresql)",
     )
@@ -228,6 +239,7 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> BenchReport:
         large_files=0 if args.skip_large else args.large_files,
         large_object_size=args.large_object_size,
         large_latency_ms=args.large_latency_ms,
+        lanes=args.lanes,
     )
     report = BenchReport(environment(argv, args.postgres_url))
     with MotoServer(work_dir / "moto.log") as moto, PostgresDatabases(args.postgres_url) as databases:

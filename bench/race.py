@@ -50,6 +50,8 @@ class RaceOptions:
     large_files: int
     large_object_size: int
     large_latency_ms: float
+    # The lanes to run, of LANES (all by default; costalloc's alone while tuning it).
+    lanes: tuple[str, ...] = LANES
 
 
 @dataclass(frozen=True)
@@ -228,7 +230,7 @@ def run_race(
     moto: MotoServer, databases: PostgresDatabases, data_dir: Path, options: RaceOptions, say: Callable[[str], None]
 ) -> RaceResult:
     result = RaceResult(options, unavailable=unavailable())
-    lanes = [lane for lane in LANES if lane not in result.unavailable]
+    lanes = [lane for lane in LANES if lane in options.lanes and lane not in result.unavailable]
     for lane, reason in result.unavailable.items():
         say(f"lane {lane} does not run: {reason}")
     started = time.perf_counter()

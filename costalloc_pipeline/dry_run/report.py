@@ -93,7 +93,8 @@ def _work(plan: DryRun) -> list[str]:
         f"S3 requests, archives ({s.archive_storage_class}): CopyObject {r.archive_copy_object}, "
         f"CreateMultipartUpload {r.archive_create_multipart_upload}, UploadPartCopy {r.archive_upload_part_copy}, "
         f"CompleteMultipartUpload {r.archive_complete_multipart_upload}, HeadObject {r.archive_head_object}, "
-        f"DeleteObject {r.archive_delete_object} (versioned buckets: the noncurrent version is the archive), "
+        f"DeleteObjects {r.archive_delete_objects} and ListObjectsV2 {r.archive_list_objects} (versioned buckets: "
+        "the noncurrent version is the archive), "
         f"bucket versioning and lifecycle reads {r.bucket_state_reads}",
     ]
 

@@ -11,10 +11,11 @@ free (nothing to reuse, nothing in the way):
   CompleteMultipartUpload, then a HEAD and, when an MD5 is known, a GET reading the copy back;
 - the archive of each source object no AVAILABLE handle still names, by the method its bucket allows
   (mover/archive_method.py): a CopyObject onto itself in the archive class, or the multipart path
-  (HEAD, Create, parts, Complete) above the threshold; or in a versioned bucket one DeleteObject,
-  after which the bucket's rule moves the noncurrent version to the archive class (a lifecycle
-  transition, billed as a write in that class). The bucket's versioning and lifecycle are read
-  before each bundle's archives (two requests a source bucket).
+  (HEAD, Create, parts, Complete) above the threshold; or in a versioned bucket, for each batch of
+  repointed handles (mover/pipeline.py), a look at the batch's keys (ListObjectsV2) and one
+  DeleteObjects, after which the bucket's rule moves each noncurrent version to the archive class
+  (a lifecycle transition, billed as a write in that class). A run reads a bucket's versioning and
+  lifecycle once a minute: counted once a bundle (two requests a source bucket), an upper bound.
 Retries, reuses and the rare look-up of keys shared by two source buckets are not counted.
 """
 
@@ -25,6 +26,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields
 
 from costalloc_pipeline.mover.archive_method import ArchiveMethod
+from costalloc_pipeline.mover.context import REPOINT_BATCH
 
 # Keys one ListObjectsV2 page answers at most.
 LIST_PAGE = 1000
@@ -82,7 +84,8 @@ class Requests:
     archive_upload_part_copy: int = 0
     archive_complete_multipart_upload: int = 0
     archive_head_object: int = 0
-    archive_delete_object: int = 0
+    archive_delete_objects: int = 0
+    archive_list_objects: int = 0
     # Noncurrent versions the bucket's rule moves to the archive class (not requests costalloc sends).
     archive_transitions: int = 0
     # GetBucketVersioning and GetBucketLifecycleConfiguration before a bundle's archives.
@@ -112,13 +115,19 @@ class Requests:
 
     @property
     def reads(self) -> int:
-        return self.head_object + self.get_object + self.archive_head_object + self.bucket_state_reads
+        return (
+            self.head_object
+            + self.get_object
+            + self.archive_head_object
+            + self.bucket_state_reads
+            + self.archive_list_objects
+        )
 
     @property
     def pooled(self) -> int:
-        """Requests sent from the bundle's pool of copy threads (all but the listing; DeleteObject is free)."""
+        """Requests sent from the bundle's pool of copy threads (all but the listing; deletes are free)."""
         return (
-            self.copy_writes + self.archive_writes - self.archive_transitions + self.reads + self.archive_delete_object
+            self.copy_writes + self.archive_writes - self.archive_transitions + self.reads + self.archive_delete_objects
         )
 
     @property
@@ -144,8 +153,8 @@ def copy_requests(move: Move, sizes: CopySizes) -> Requests:
 
 def archive_requests(move: Move, sizes: CopySizes) -> Requests:
     if move.archive_method == ArchiveMethod.DELETE.value:
-        # No byte is copied: the version becomes noncurrent where it is.
-        return Requests(archive_delete_object=1, archive_transitions=1)
+        # No byte is copied: the version becomes noncurrent where it is (its request is its batch's).
+        return Requests(archive_transitions=1)
     if sizes.multipart(move.size):
         return Requests(
             archive_head_object=1,
@@ -183,7 +192,10 @@ def bundle_requests(moves: Sequence[Move], sizes: CopySizes) -> Requests:
         if move.archived and move.source not in archived:
             archived.add(move.source)
             total += archive_requests(move, sizes)
-    return total
+    # The archives by DeleteObjects: a look and one request a repoint batch (and source bucket).
+    deleted = sum(1 for move in moves if move.archived and move.archive_method == ArchiveMethod.DELETE.value)
+    batches = math.ceil(deleted / REPOINT_BATCH)
+    return total + Requests(archive_delete_objects=batches, archive_list_objects=batches)
 
 
 def longest_transfer(moves: Iterable[Move], sizes: CopySizes) -> int:

@@ -5,9 +5,9 @@ state allows (archive_method.py).
   lifecycle rule expires it after the retention period. It must be a new object: lifecycle expiry
   counts from the object's creation. A large object is archived part by part over its real length
   (its HEAD), never the recorded size, so nothing is truncated.
-- In a versioned bucket, a DeleteObject conditional on the ETag of the object the move copied: its
-  version becomes noncurrent, and the noncurrent-version rule keeps it for the retention period.
-  Bytes written at the key since the move are never deleted (the condition fails).
+- In a versioned bucket, a delete conditional on the ETag of the object the move copied, one
+  DeleteObjects request for a batch: its version becomes noncurrent, and the noncurrent-version
+  rule keeps it for the retention period. Bytes written at the key since the move are never deleted.
 """
 
 from __future__ import annotations
@@ -15,14 +15,20 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
 from costalloc_pipeline.buckets import ARCHIVE_TAG
 from costalloc_pipeline.mover import claims, lease, ledger
-from costalloc_pipeline.mover.archive_method import ArchiveMethod
+from costalloc_pipeline.mover.archive_method import (
+    DELETE_BATCH,
+    ArchiveMethod,
+    ArchivePlan,
+    delete_archives,
+    plan_archive,
+)
 from costalloc_pipeline.mover.context import MoveContext
 from costalloc_pipeline.mover.copier import (
     CopyOptions,
@@ -30,7 +36,7 @@ from costalloc_pipeline.mover.copier import (
     multipart_copy,
 )
 from costalloc_pipeline.mover.fencing import Object, WriteFence, still_referenced
-from costalloc_pipeline.mover.objects import error_code, head, unquote
+from costalloc_pipeline.mover.objects import head
 from costalloc_pipeline.mover.outcome import BundleResult
 from costalloc_pipeline.schema.repository import MoveState
 
@@ -39,11 +45,8 @@ if TYPE_CHECKING:
     from mypy_boto3_s3.literals import StorageClassType
 
 ARCHIVE_TAGGING = f"{ARCHIVE_TAG[0]}={ARCHIVE_TAG[1]}"
-# A conditional DeleteObject that found another object at the key (412), or none at all (404).
-_NOT_THAT_OBJECT = ("PreconditionFailed", "412", "NoSuchKey", "404")
-SOURCE_REPLACED = (
-    "the key holds other bytes since the move, named by no handle: left live; the moved version is noncurrent"
-)
+# What became of one object's archive request: None when done, else why not.
+Outcome = str | lease.LeaseLost | None
 
 
 def is_archived(s3: S3Client, bucket: str, key: str, storage_class: StorageClassType) -> bool:
@@ -61,9 +64,9 @@ def archive_object(
     pool: Executor,
     before_write: Callable[[], None] = lambda: None,
 ) -> None:
-    """The archive by copy. Idempotent: an object already archived (a resumed run) is left as it is.
-    `size` (the recorded one) only chooses the path; the multipart path copies what is really there,
-    its parts on `pool` (sharing.py). `before_write` runs right before each request that writes (the fence)."""
+    """The archive by copy. Idempotent: an object already archived (a resumed run) is left as it
+    is. `size` (the recorded one) only chooses the path; the multipart path copies what is really there, its parts
+    on `pool` (sharing.py). `before_write` runs right before each request that writes (the fence)."""
     try:
         if size is None or size > options.multipart_threshold:
             multipart_copy(
@@ -94,25 +97,6 @@ def archive_object(
         raise
 
 
-def delete_archive(s3: S3Client, bucket: str, key: str, etag: str, before_write: Callable[[], None]) -> str:
-    """The archive by DeleteObject in a versioned bucket, of the object with `etag` only. Returns ""
-    once the object is noncurrent (now, or by an earlier attempt that a crash kept from the
-    ledger), or why other bytes at the key were left alone."""
-    before_write()
-    try:
-        s3.delete_object(Bucket=bucket, Key=key, IfMatch=f'"{etag}"')
-        return ""
-    except ClientError as error:
-        if error_code(error) not in _NOT_THAT_OBJECT:
-            raise
-    if head(s3, bucket, key) is None:
-        # No live object at the key: the version the move copied is noncurrent already.
-        return ""
-    # Written since the move and named by no handle (checked just before): not costalloc's to archive.
-    # The moved version became noncurrent when it was overwritten, and the rule keeps it from then.
-    return SOURCE_REPLACED
-
-
 @dataclass(frozen=True)
 class ArchiveItem:
     ledger_id: int
@@ -125,57 +109,38 @@ class ArchiveItem:
     version_id: str | None = None
 
 
-def _own_version(version_id: str | None) -> str | None:
-    # S3 names an object written while versioning was off "null"; a DeleteObject may remove such a
-    # version for good should the bucket's versioning be suspended meanwhile.
-    return version_id if version_id and version_id != "null" else None
+@dataclass
+class SourceArchives:
+    """The archive step of some repointed moves, from its check to its record: the objects this run
+    claimed, those that something still references, and what became of each object archived (an
+    error, or LeaseLost where the fence stopped it). Its claims are released when it is recorded,
+    or by release_sources when it never is."""
+
+    by_object: dict[Object, list[ArchiveItem]]
+    refusals: dict[Object, str | None]
+    checked_on: dt.datetime
+    writes: WriteFence
+    referenced: set[Object] = field(default_factory=set)
+    # How each object to archive is archived, and what a DeleteObject left alone (archive_method.py).
+    plans: dict[Object, ArchivePlan] = field(default_factory=dict)
+    notes: dict[Object, str] = field(default_factory=dict)
+    outcomes: dict[Object, Outcome] = field(default_factory=dict)
+    recorded: bool = False
+
+    @property
+    def claimed(self) -> set[Object]:
+        return {obj for obj, why in self.refusals.items() if why is None}
+
+    @property
+    def to_archive(self) -> list[Object]:
+        return sorted(self.claimed - self.referenced)
 
 
-@dataclass(frozen=True)
-class _Plan:
-    method: ArchiveMethod
-    # DELETE: the version the DeleteObject makes noncurrent (the archive).
-    version_id: str | None = None
-
-
-def _plan(ctx: MoveContext, methods: dict[str, ArchiveMethod], obj: Object, rows: Sequence[ArchiveItem]) -> _Plan:
-    """DELETE where the bucket allows it, every row moved one object (one ETag), and that object has
-    a version of its own: named by the copies, else by a HEAD now (a reused copy named none), which
-    the ledger records before the delete, so a crash after it still knows the archive's version."""
-    etags = {row.etag for row in rows}
-    if methods[obj[0]] is not ArchiveMethod.DELETE or None in etags or len(etags) != 1:
-        return _Plan(ArchiveMethod.COPY)
-    versions = {_own_version(row.version_id) for row in rows}
-    if len(versions) == 1 and None not in versions:
-        return _Plan(ArchiveMethod.DELETE, versions.pop())
-    found = head(ctx.s3, *obj)
-    version_id = _own_version(found.get("VersionId")) if found is not None else None
-    if found is None or version_id is None or unquote(found["ETag"]) not in etags:
-        return _Plan(ArchiveMethod.COPY)
-    with ctx.repository.begin() as conn:
-        ledger.record(conn, MoveState.REPOINTED, {row.ledger_id: {"source_version_id": version_id} for row in rows})
-    return _Plan(ArchiveMethod.DELETE, version_id)
-
-
-def _archived(obj: Object, plan: _Plan, note: str, now: dt.datetime) -> dict[str, Any]:
-    """The DONE row's record of where its bytes are kept: by key, and by version where deleted."""
-    return {
-        "archive_bucket": obj[0],
-        "archive_key": obj[1],
-        "archive_method": plan.method.value,
-        "archive_version_id": plan.version_id,
-        "archived_on": now,
-        "error": note or None,
-    }
-
-
-def archive_sources(ctx: MoveContext, items: Sequence[ArchiveItem], result: BundleResult) -> None:
-    """Archive each old object that nothing references (I2): no AVAILABLE handle here or in another
-    stack, no unfinished move of a live run, no claim of another run; all checked again under this
-    run's own claim on the object, right before the archive. Rows whose archive must wait stay
-    REPOINTED, for a later run or the resume path."""
-    if not items:
-        return
+def check_sources(ctx: MoveContext, items: Sequence[ArchiveItem], writes: WriteFence | None = None) -> SourceArchives:
+    """Claim each old object, then look at what still references it (I2): an AVAILABLE handle here
+    or in another stack, an unfinished move of a live run; a claim of another run refuses the
+    object. Checked under this run's own claim, right before the archive requests, each fenced by
+    `writes` (the bundle's fence, or one of its own)."""
     by_object: dict[Object, list[ArchiveItem]] = {}
     for item in items:
         by_object.setdefault((item.bucket, item.key), []).append(item)
@@ -187,71 +152,150 @@ def archive_sources(ctx: MoveContext, items: Sequence[ArchiveItem], result: Bund
         now,
         ctx.lease_seconds,
     )
-    mine = {obj for obj, why in refusals.items() if why is None}
+    # Fenced right before each archive: a run that lost its lease (it stalled) archives nothing more.
+    sources = SourceArchives(by_object, refusals, now, writes or WriteFence(ctx))
     try:
         with ctx.repository.connect() as conn:
-            moving = ledger.moving_objects(conn, mine, lease.live_runs(conn, now))
-        referenced = still_referenced(ctx, mine) | moving
-        to_archive = sorted(mine - referenced)
-        # Read at most STATE_SECONDS before: a bucket whose versioning was suspended meanwhile gets copies.
-        methods = {
-            bucket: ctx.bucket_states.method(ctx.s3, bucket, ctx.archive_mode, ctx.archive_retention_days, ctx.clock)
-            for bucket in {bucket for bucket, _ in to_archive}
-        }
-        # Fenced right before each archive: a run that lost its lease (it stalled) archives nothing more.
-        writes = WriteFence(ctx)
-        unfenced: set[Object] = set()
+            moving = ledger.moving_objects(conn, sources.claimed, lease.live_runs(conn, now))
+        sources.referenced = still_referenced(ctx, sources.claimed) | moving
+        sources.plans = _plans(ctx, sources)
+    except BaseException:
+        release_sources(ctx, sources)
+        raise
+    return sources
 
-        plans = {obj: _plan(ctx, methods, obj, by_object[obj]) for obj in to_archive}
 
-        def archive(obj: Object, pool: Executor) -> tuple[str | None, str]:
-            """(error, note)."""
-            rows = by_object[obj]
-            try:
-                if plans[obj].method is ArchiveMethod.DELETE:
-                    return None, delete_archive(ctx.s3, obj[0], obj[1], rows[0].etag or "", writes.before_write)
-                archive_object(
-                    ctx.s3,
-                    obj[0],
-                    obj[1],
-                    rows[0].size,
-                    ctx.archive_storage_class,
-                    ctx.copy,
-                    pool,
-                    writes.before_write,
-                )
-            except S3Errors as error:
-                return f"archive failed: {error}", ""
-            except lease.LeaseLost as stop:
-                result.stopped = stop.reason
-                unfenced.add(obj)
-                return stop.reason, ""
-            return None, ""
+def _plans(ctx: MoveContext, sources: SourceArchives) -> dict[Object, ArchivePlan]:
+    """The method of each object to archive; a version looked up now is in the ledger before its delete."""
+    methods = {
+        bucket: ctx.bucket_states.method(ctx.s3, bucket, ctx.archive_mode, ctx.archive_retention_days, ctx.clock)
+        for bucket in {bucket for bucket, _ in sources.to_archive}
+    }
+    plans: dict[Object, ArchivePlan] = {}
+    looked_up: dict[int, dict[str, Any]] = {}
+    for obj in sources.to_archive:
+        rows = sources.by_object[obj]
+        etags, versions = {row.etag for row in rows}, {row.version_id for row in rows}
+        plans[obj], new = plan_archive(ctx.s3, methods[obj[0]], etags, versions, *obj)
+        if new:
+            looked_up.update({row.ledger_id: {"source_version_id": plans[obj].version_id} for row in rows})
+    if looked_up:
+        with ctx.repository.begin() as conn:
+            ledger.record(conn, MoveState.REPOINTED, looked_up)
+    return plans
 
-        with ThreadPoolExecutor(max_workers=ctx.concurrency) as pool:
-            outcomes = dict(zip(to_archive, pool.map(lambda obj: archive(obj, pool), to_archive), strict=False))
-        done: dict[int, dict[str, Any]] = {}
-        retry: dict[int, dict[str, Any]] = {}
-        for obj, rows in by_object.items():
-            if obj in unfenced:
-                # The rows may be another run's by now: this one writes nothing more.
-                continue
-            if obj not in mine:
-                retry.update({r.ledger_id: {"error": f"not archived yet: {refusals[obj]}"} for r in rows})
-                continue
-            if obj in referenced:
-                result.sources_still_referenced += 1
-                done.update({r.ledger_id: {"error": "source still referenced; not archived"} for r in rows})
-                continue
-            error, note = outcomes[obj]
-            if error is not None:
-                retry.update({r.ledger_id: {"error": error} for r in rows})
-                continue
+
+def _archived(obj: Object, plan: ArchivePlan, note: str, archived_on: dt.datetime) -> dict[str, Any]:
+    """The DONE row's record of where its bytes are kept: by key, and by version where deleted."""
+    return {
+        "archive_bucket": obj[0],
+        "archive_key": obj[1],
+        "archive_method": plan.method.value,
+        "archive_version_id": plan.version_id,
+        "archived_on": archived_on,
+        "error": note or None,
+    }
+
+
+def archive_requests(sources: SourceArchives) -> list[tuple[Object, ...]]:
+    """The requests that archive the checked objects: one an archive copy, one a bucket's batch of
+    DeleteObjects (up to DELETE_BATCH keys)."""
+    requests: list[tuple[Object, ...]] = []
+    deletes: dict[str, list[Object]] = {}
+    for obj in sources.to_archive:
+        if sources.plans[obj].method is ArchiveMethod.DELETE:
+            deletes.setdefault(obj[0], []).append(obj)
+        else:
+            requests.append((obj,))
+    for objects in deletes.values():
+        requests += [tuple(objects[start : start + DELETE_BATCH]) for start in range(0, len(objects), DELETE_BATCH)]
+    return requests
+
+
+def archive_source(
+    ctx: MoveContext, sources: SourceArchives, objects: tuple[Object, ...], pool: Executor
+) -> dict[Object, Outcome]:
+    """Archive checked objects, by one request of archive_requests (an archive copy, whose parts of
+    a multipart copy share `pool`, or a batch of DeleteObjects): None for each object done, else why not."""
+    first = objects[0]
+    try:
+        if sources.plans[first].method is ArchiveMethod.DELETE:
+            etags = {key: sources.by_object[(bucket, key)][0].etag or "" for bucket, key in objects}
+            deleted = delete_archives(ctx.s3, first[0], etags, sources.writes.before_write)
+            sources.notes.update({(first[0], key): note for key, note in deleted.notes.items() if note})
+            return {obj: deleted.errors.get(obj[1]) for obj in objects}
+        archive_object(
+            ctx.s3,
+            first[0],
+            first[1],
+            sources.by_object[first][0].size,
+            ctx.archive_storage_class,
+            ctx.copy,
+            pool,
+            sources.writes.before_write,
+        )
+    except S3Errors as error:
+        return dict.fromkeys(objects, f"archive failed: {error}")
+    except lease.LeaseLost as stop:
+        return dict.fromkeys(objects, stop)
+    return {first: None}
+
+
+def record_archives(ctx: MoveContext, sources: SourceArchives, result: BundleResult) -> None:
+    """Record what became of each object (rows whose archive must wait stay REPOINTED, for a later
+    run or the resume path) and release the claims, in one transaction."""
+    done: dict[int, dict[str, Any]] = {}
+    retry: dict[int, dict[str, Any]] = {}
+    claimed, untried = sources.claimed, set(sources.to_archive) - set(sources.outcomes)
+    for obj, rows in sources.by_object.items():
+        outcome = sources.outcomes.get(obj)
+        if isinstance(outcome, lease.LeaseLost) or obj in untried:
+            # Stopped by the fence, or never tried because the run stopped: the rows may be another
+            # run's by now, so this one writes nothing more to them.
+            if isinstance(outcome, lease.LeaseLost):
+                result.stopped = outcome.reason
+            continue
+        if obj not in claimed:
+            retry.update({r.ledger_id: {"error": f"not archived yet: {sources.refusals[obj]}"} for r in rows})
+        elif obj in sources.referenced:
+            result.sources_still_referenced += 1
+            done.update({r.ledger_id: {"error": "source still referenced; not archived"} for r in rows})
+        elif outcome is None:
             result.archived_objects += 1
-            done.update({r.ledger_id: _archived(obj, plans[obj], note, now) for r in rows})
+            archived = _archived(obj, sources.plans[obj], sources.notes.get(obj, ""), sources.checked_on)
+            done.update(dict.fromkeys((r.ledger_id for r in rows), archived))
+        else:
+            retry.update({r.ledger_id: {"error": outcome} for r in rows})
+    with ctx.repository.begin() as conn:
+        ledger.record(conn, MoveState.DONE, done)
+        ledger.record(conn, MoveState.REPOINTED, retry)
+        # After the record, in its transaction: no other run archives or reuses the objects before.
+        claims.release(conn, ctx.run_id, claimed)
+    sources.recorded = True
+
+
+def release_sources(ctx: MoveContext, sources: SourceArchives) -> None:
+    """Give back the claims of an archive step that was not recorded (it failed on the way)."""
+    if not sources.recorded:
         with ctx.repository.begin() as conn:
-            ledger.record(conn, MoveState.DONE, done)
-            ledger.record(conn, MoveState.REPOINTED, retry)
+            claims.release(conn, ctx.run_id, sources.claimed)
+
+
+def archive_sources(ctx: MoveContext, items: Sequence[ArchiveItem], result: BundleResult) -> None:
+    """Archive each old object that nothing references (I2): no AVAILABLE handle here or in another
+    stack, no unfinished move of a live run, no claim of another run; all checked again under this
+    run's own claim on the object, right before the archive. Rows whose archive must wait stay
+    REPOINTED, for a later run or the resume path. (A bundle runs the same steps on its own pool,
+    overlapped with its copies: pipeline.py.)"""
+    if not items:
+        return
+    sources = check_sources(ctx, items)
+    try:
+        with ThreadPoolExecutor(max_workers=ctx.concurrency) as pool:
+            for outcomes in pool.map(
+                lambda objects: archive_source(ctx, sources, objects, pool), archive_requests(sources)
+            ):
+                sources.outcomes.update(outcomes)
+        record_archives(ctx, sources, result)
     finally:
-        with ctx.repository.begin() as conn:
-            claims.release(conn, ctx.run_id, mine)
+        release_sources(ctx, sources)

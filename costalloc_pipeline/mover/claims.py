@@ -20,14 +20,17 @@ import hashlib
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, Engine, delete, insert, select, update
+from sqlalchemy import Connection, Engine, delete, select, update
 from sqlalchemy.exc import IntegrityError
 
 from costalloc_pipeline.mover.lease import run_is_live
+from costalloc_pipeline.mover.relation import batches, insert_rows
 from costalloc_pipeline.schema.repository import object_claim
 
 Object = tuple[str, str]
 _CHUNK = 500
+# What a new claim records of its object; the rest of the row is the run's.
+_FRESH_COLUMNS = ("object_id", "bucket", "key", "source_bucket")
 
 
 @dataclass(frozen=True)
@@ -73,24 +76,14 @@ def _claim_once(
     until = held_until(now, lease_seconds)
     existing = _existing(conn, sorted(set(ids.values())))
     outcome: dict[Object, str | None] = {}
-    fresh: list[dict[str, object]] = []
+    fresh: list[tuple[str, str, str, str | None]] = []
     for request in requests:
         obj = (request.bucket, request.key)
         if obj in outcome:
             continue
         holder = existing.get(ids[obj])
         if holder is None:
-            fresh.append(
-                {
-                    "object_id": ids[obj],
-                    "bucket": obj[0],
-                    "key": obj[1],
-                    "run_id": run_id,
-                    "source_bucket": request.source_bucket,
-                    "claimed_on": now,
-                    "held_until": until,
-                }
-            )
+            fresh.append((ids[obj], obj[0], obj[1], request.source_bucket))
             outcome[obj] = None
         elif holder.run_id == run_id:
             same = holder.source_bucket == request.source_bucket
@@ -107,8 +100,9 @@ def _claim_once(
                 .values(run_id=run_id, source_bucket=request.source_bucket, claimed_on=now, held_until=until)
             )
             outcome[obj] = None
-    if fresh:
-        conn.execute(insert(object_claim), fresh)
+    shared = {"run_id": run_id, "claimed_on": now, "held_until": until}
+    for batch in batches(fresh):
+        conn.execute(insert_rows(conn, object_claim, _FRESH_COLUMNS, batch, shared))
     return outcome
 
 

@@ -21,6 +21,8 @@ if TYPE_CHECKING:
     from mypy_boto3_s3.literals import StorageClassType
 
 Clock = Callable[[], dt.datetime]
+# Verified copies a bundle repoints (and then archives) together while it goes on copying.
+REPOINT_BATCH = 64
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,9 @@ class MoveContext:
     lease_seconds: int
     # Naive UTC now: leases and grace periods are measured with it (tests drive their own).
     clock: Clock = utcnow
+    # Verified copies repointed (and then archived) together while the bundle goes on copying: a
+    # few transactions a batch, so a batch of two waves of requests or more (pipeline.py).
+    repoint_batch: int = REPOINT_BATCH
     # What the run read of each bucket's versioning and rules (archive_method.py).
     bucket_states: BucketStates = field(default_factory=BucketStates)
 

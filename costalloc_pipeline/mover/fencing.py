@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from sqlalchemy import Connection
 
@@ -36,20 +38,32 @@ class WriteFence:
 
     def __init__(self, ctx: MoveContext) -> None:
         self._ctx = ctx
-        self._lock = threading.Lock()
+        # Reentrant: a coordinator holding it (exclusive) may run a task in its own thread.
+        self._lock = threading.RLock()
         self._renewed_at: dt.datetime | None = None
 
+    def _fresh(self, now: dt.datetime) -> bool:
+        return self._renewed_at is not None and (now - self._renewed_at).total_seconds() < self._ctx.lease_seconds / 3
+
     def before_write(self) -> None:
+        # The renewal time only moves forward, so a fresh one read without the lock is still fresh.
+        if self._fresh(self._ctx.clock()):
+            return
         with self._lock:
             now = self._ctx.clock()
-            fresh = (
-                self._renewed_at is not None and (now - self._renewed_at).total_seconds() < self._ctx.lease_seconds / 3
-            )
-            if fresh:
+            if self._fresh(now):
                 return
             with self._ctx.repository.begin() as conn:
                 fence(conn, self._ctx)
             self._renewed_at = now
+
+    @contextmanager
+    def exclusive(self) -> Iterator[None]:
+        """No renewal of this fence starts while the caller's transactions run, so a run's
+        transactions never wait on each other: a renewal extends every claim of the run, and a
+        transaction that releases or takes some of them would lock the same rows in another order."""
+        with self._lock:
+            yield
 
 
 def still_referenced(ctx: MoveContext, objects: set[Object], any_status: bool = False) -> set[Object]:

@@ -6,10 +6,11 @@ import datetime as dt
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, func, insert, or_, select, update
+from sqlalchemy import Connection, func, insert, or_, select, update
 
 from costalloc_pipeline.db import insert_id, utcnow
 from costalloc_pipeline.mover.handles import Handle
+from costalloc_pipeline.mover.relation import batches, insert_rows, rows_relation
 from costalloc_pipeline.placement.rule import Target
 from costalloc_pipeline.schema.repository import MoveState, move_ledger
 
@@ -19,37 +20,44 @@ UNFINISHED = (MoveState.STARTED.value, MoveState.COPIED.value)
 REPOINTED_ON = func.coalesce(move_ledger.c.repointed_on, move_ledger.c.updated_on)
 
 
+# What a STARTED row records of its handle; the rest of the row is the run's.
+_STARTED_COLUMNS = ("file_handle_id", "source_bucket", "source_key", "content_size", "etag_before")
+
+
 def start(conn: Connection, run_id: str, project_id: int, handles: Sequence[Handle], target: Target) -> dict[int, int]:
     """Insert STARTED rows; return ledger id by handle id."""
     if not handles:
         return {}
     now = utcnow()
-    rows = [
-        {
-            "run_id": run_id,
-            "project_id": project_id,
-            "file_handle_id": h.id,
-            "source_bucket": h.bucket,
-            "source_key": h.key,
-            "target_bucket": target.bucket,
-            "target_storage_location_id": target.storage_location_id,
-            "content_size": h.size,
-            "etag_before": h.etag,
-            "state": MoveState.STARTED.value,
-            "started_on": now,
-            "updated_on": now,
-        }
-        for h in handles
-    ]
-    if not conn.dialect.insert_executemany_returning_sort_by_parameter_order:
+    shared = {
+        "run_id": run_id,
+        "project_id": project_id,
+        "target_bucket": target.bucket,
+        "target_storage_location_id": target.storage_location_id,
+        "state": MoveState.STARTED.value,
+        "started_on": now,
+        "updated_on": now,
+    }
+    rows = [(h.id, h.bucket, h.key, h.size, h.etag) for h in handles]
+    if not conn.dialect.insert_returning:
         # MySQL 8 has no INSERT ... RETURNING: a row at a time, each with its own id (a bundle is
         # at most a few hundred rows, next to as many S3 copies).
-        return {h.id: insert_id(conn, insert(move_ledger).values(row)) for h, row in zip(handles, rows, strict=True)}
-    result = conn.execute(
-        insert(move_ledger).returning(move_ledger.c.id, move_ledger.c.file_handle_id, sort_by_parameter_order=True),
-        rows,
-    )
-    return {handle_id: ledger_id for ledger_id, handle_id in result}
+        return {
+            row[0]: insert_id(
+                conn, insert(move_ledger).values(**dict(zip(_STARTED_COLUMNS, row, strict=True)), **shared)
+            )
+            for row in rows
+        }
+    ids: dict[int, int] = {}
+    for batch in batches(rows):
+        statement = insert_rows(conn, move_ledger, _STARTED_COLUMNS, batch, shared)
+        ids.update(
+            (handle_id, ledger_id)
+            for ledger_id, handle_id in conn.execute(
+                statement.returning(move_ledger.c.id, move_ledger.c.file_handle_id)
+            )
+        )
+    return ids
 
 
 def moved_by_run(conn: Connection, project_id: int, run_id: str) -> tuple[int, int]:
@@ -155,20 +163,21 @@ def supersede(conn: Connection, ledger_ids: Iterable[int]) -> None:
 
 
 def record(conn: Connection, state: MoveState, changes: dict[int, dict[str, Any]]) -> None:
-    """Set `state`, and per-row extra columns, on ledger rows keyed by ledger id."""
+    """Set `state`, and per-row extra columns, on ledger rows keyed by ledger id: one statement a
+    batch of rows (relation.py), not one a row."""
     if not changes:
         return
-    columns = sorted({name for extra in changes.values() for name in extra})
-    params = [
-        {"ledger_id": ledger_id, **{f"new_{name}": extra.get(name) for name in columns}}
-        for ledger_id, extra in changes.items()
-    ]
-    statement = (
-        update(move_ledger)
-        .where(move_ledger.c.id == bindparam("ledger_id"))
-        .values(state=state.value, updated_on=utcnow(), **{name: bindparam(f"new_{name}") for name in columns})
-    )
-    conn.execute(statement, params)
+    names = sorted({name for extra in changes.values() for name in extra})
+    columns = [("ledger_id", move_ledger.c.id.type), *((name, move_ledger.c[name].type) for name in names)]
+    now = utcnow()
+    rows = [(ledger_id, *(extra.get(name) for name in names)) for ledger_id, extra in changes.items()]
+    for batch in batches(rows):
+        changed = rows_relation(conn, "changed", columns, batch)
+        conn.execute(
+            update(move_ledger)
+            .where(move_ledger.c.id == changed.c.ledger_id)
+            .values(state=state.value, updated_on=now, **{name: changed.c[name] for name in names})
+        )
 
 
 def due_archives(

@@ -5,29 +5,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import (
-    BigInteger,
-    Connection,
-    FromClause,
-    String,
-    bindparam,
-    column,
-    func,
-    literal,
-    select,
-    union_all,
-    update,
-    values,
-)
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy import BigInteger, Connection, String, select, update
 
 from costalloc_pipeline.db import utcnow
+from costalloc_pipeline.mover.relation import batches, rows_relation
 from costalloc_pipeline.placement.rule import Target
-from costalloc_pipeline.schema.ddl import is_mysql
 from costalloc_pipeline.schema.repository import files
-
-# Three bound parameters a row: well under SQLite's and PostgreSQL's limits.
-_BATCH = 1000
 
 
 @dataclass(frozen=True)
@@ -37,50 +20,17 @@ class Repoint:
     etag_after: str
 
 
-_CHANGE_COLUMNS = (column("id", BigInteger), column("etag_before", String), column("etag_after", String))
-
-
-def _changes(conn: Connection, batch: Sequence[Repoint]) -> FromClause:
-    """The batch as a (id, etag_before, etag_after) relation to join with files."""
-    if conn.dialect.name == "postgresql":
-        # Three array parameters whatever the batch size, so the statement is compiled once and then
-        # cached. A VALUES list has three parameters a row, and compiling it again for every batch
-        # took about two thirds of the time of a 100,000-handle repoint (see BENCHMARKS.md).
-        return (
-            func.unnest(
-                bindparam("ids", [m.handle_id for m in batch], type_=ARRAY(BigInteger)),
-                bindparam("etags_before", [m.etag_before for m in batch], type_=ARRAY(String)),
-                bindparam("etags_after", [m.etag_after for m in batch], type_=ARRAY(String)),
-            )
-            .table_valued(*_CHANGE_COLUMNS)
-            .render_derived(name="changes")
-        )
-    if is_mysql(conn.dialect):
-        # MySQL takes neither a VALUES list in a WITH before an UPDATE nor a table function: a
-        # derived table of one SELECT a row, joined by the multiple-table UPDATE.
-        rows = [
-            select(
-                literal(m.handle_id, BigInteger).label("id"),
-                literal(m.etag_before, String).label("etag_before"),
-                literal(m.etag_after, String).label("etag_after"),
-            )
-            for m in batch
-        ]
-        return union_all(*rows).subquery("changes")
-    return (
-        values(*_CHANGE_COLUMNS, name="changes")
-        .data([(m.handle_id, m.etag_before, m.etag_after) for m in batch])
-        .cte("changes")
-    )
+_CHANGE_COLUMNS = (("id", BigInteger()), ("etag_before", String()), ("etag_after", String()))
 
 
 def repoint(conn: Connection, moves: Sequence[Repoint], target: Target) -> set[int]:
     """Return the ids repointed; a handle whose etag changed meanwhile is left alone."""
     done: set[int] = set()
     now = utcnow()
-    for start in range(0, len(moves), _BATCH):
-        batch = moves[start : start + _BATCH]
-        changes = _changes(conn, batch)
+    for batch in batches(moves):
+        changes = rows_relation(
+            conn, "changes", _CHANGE_COLUMNS, [(m.handle_id, m.etag_before, m.etag_after) for m in batch]
+        )
         statement = (
             update(files)
             .where(files.c.id == changes.c.id, files.c.etag == changes.c.etag_before)

@@ -1,8 +1,9 @@
-"""One pool of S3 requests per phase of a bundle, shared by the objects and by their parts.
+"""One pool of S3 requests per bundle, shared by the objects and by their parts.
 
-A bundle copies (or archives) its objects on one pool of `copy_concurrency` threads, the size of
-the client's connection pool. A large object's part copies go to the same pool rather than to a
-pool of their own, so the requests in flight never exceed the connections. The object's thread
+A bundle copies and archives its objects on one pool of `copy_concurrency` threads (pipeline.py;
+the resume path's archives on one of their own), within the client's connection pool. A large
+object's part copies go to the same pool rather than to a pool of their own, so the requests in
+flight never exceed the connections. The object's thread
 runs every part that no idle worker has started yet itself, so it only ever waits for parts
 already running: no worker can wait on work queued behind it, and the shared pool cannot deadlock.
 """

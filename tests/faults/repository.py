@@ -50,17 +50,17 @@ def md5(body: bytes) -> str:
 
 
 class CopyCounter:
-    """Counts a client's CopyObject calls: into a target bucket, and archives (copies onto
-    themselves, or DeleteObjects in a versioned bucket)."""
+    """Counts a client's CopyObject calls into a target bucket, and its archives (copies onto
+    themselves, or objects of its DeleteObjects in a versioned bucket)."""
 
     def __init__(self, s3: Any) -> None:
         self.counts: Counter = Counter()
         s3.meta.events.register("provide-client-params.s3.CopyObject", self._note)
         s3.meta.events.register("provide-client-params.s3.UploadPartCopy", self._note_part)
-        s3.meta.events.register("provide-client-params.s3.DeleteObject", self._note_delete)
+        s3.meta.events.register("provide-client-params.s3.DeleteObjects", self._note_deletes)
 
-    def _note_delete(self, params: dict, **_: Any) -> None:
-        self.counts["archive"] += 1
+    def _note_deletes(self, params: dict, **_: Any) -> None:
+        self.counts["archive"] += len(params["Delete"]["Objects"])
 
     def _note(self, params: dict, **_: Any) -> None:
         source = params["CopySource"]
@@ -216,14 +216,20 @@ class Repo:
                 ).scalars()
             )
 
-    def crash(self, project_id: int, handle_ids: list[int], kill_at: str, copy: CopyOptions = NO_MULTIPART) -> None:
-        crash(self.settings, project_id, handle_ids, kill_at, copy)
+    def crash(self, project_id: int, handle_ids: list[int], kill_at: str, **options: Any) -> None:
+        crash(self.settings, project_id, handle_ids, kill_at, **options)
 
 
 def crash(
-    settings: Settings, project_id: int, handle_ids: list[int], kill_at: str, copy: CopyOptions = NO_MULTIPART
+    settings: Settings,
+    project_id: int,
+    handle_ids: list[int],
+    kill_at: str,
+    copy: CopyOptions = NO_MULTIPART,
+    repoint_batch: int | None = None,
 ) -> None:
-    """Move the bundle in a child process (one copy at a time) that SIGKILLs itself at `kill_at`."""
+    """Move the bundle in a child process (one copy at a time) that SIGKILLs itself at `kill_at`;
+    `repoint_batch`: copies repointed together (the whole bundle at once unless it is small)."""
     spec = {
         "repository_url": settings.repository_url,
         "s3_endpoint": settings.s3_endpoint_url,
@@ -235,6 +241,7 @@ def crash(
         "multipart_threshold": copy.multipart_threshold,
         "part_size": copy.part_size,
         "concurrency": 1,
+        "overrides": {} if repoint_batch is None else {"repoint_batch": repoint_batch},
     }
     worker = subprocess.run(
         [sys.executable, str(WORKER), json.dumps(spec)], capture_output=True, text=True, timeout=120

@@ -115,12 +115,15 @@ def test_killed_after_the_repoint_the_resume_archives_without_copying(repo):
 
 
 def test_killed_in_the_middle_of_archiving_a_bundle(repo):
+    """Archive copies: killed after the second of five. A versioned bucket's five archives are one
+    DeleteObjects: killed once it answered, before the ledger knew."""
+    versioned = repo.settings.default_bucket_versioning == "enable"
     target = repo.project(PROJECT, "genomics")
     originals = repo.add_handles(5)
-    repo.crash(PROJECT, list(originals), "archive:2")
+    repo.crash(PROJECT, list(originals), "archive:1" if versioned else "archive:2")
 
     archived = [h for h in originals if repo.source_archived(repo.settings.default_bucket, repo.handle(h).key)]
-    assert len(archived) == 2
+    assert len(archived) == (5 if versioned else 2)
     assert repo.audit().counts == {REPOINTED_NOT_ARCHIVED: 5}
 
     s3 = repo.client()
@@ -128,6 +131,36 @@ def test_killed_in_the_middle_of_archiving_a_bundle(repo):
     result = archive_due(repo.context(PROJECT, s3, run_id="rerun"), PROJECT)
     assert result.archived_objects == 5
     assert copies.into_target == 0
+    assert_moved_and_archived(repo, originals, target)
+
+
+def test_killed_between_the_batches_of_a_bundle(repo):
+    """Repointed two at a time while the bundle goes on copying: killed at the first archive, with
+    the rest of the bundle not yet repointed. Every handle still reads its bytes; the next run moves
+    the rest, reusing what was copied, and the resume archives what was repointed."""
+    target = repo.project(PROJECT, "genomics")
+    originals = repo.add_handles(5)
+    repo.crash(PROJECT, list(originals), "archive:1", repoint_batch=2)
+
+    moved = [h for h in originals if repo.handle(h).bucket_name == target]
+    # The first batch at least (a second one if its copies were verified before the kill).
+    assert 2 <= len(moved) < len(originals)
+    assert all(repo.ledger_states(h) == [MoveState.REPOINTED.value] for h in moved)
+    left = [h for h in originals if h not in moved]
+    assert all(repo.ledger_states(h) in ([MoveState.STARTED.value], [MoveState.COPIED.value]) for h in left)
+    repo.assert_intact(originals)
+    counts = repo.audit().counts
+    assert counts.get(REPOINTED_NOT_ARCHIVED) == len(moved)
+    assert set(counts) <= {REPOINTED_NOT_ARCHIVED, COPIED_NOT_REPOINTED}
+
+    s3 = repo.client()
+    copies = CopyCounter(s3)
+    result = move_bundle(repo.context(PROJECT, s3, run_id="rerun", repoint_batch=2), list(originals))
+    # Only those not repointed move; a copy made before the kill is reused, not made again.
+    assert (result.moved_files, result.failed) == (len(left), {})
+    assert copies.into_target == len(left) - result.reused_copies
+    result = archive_due(repo.context(PROJECT, s3, run_id="rerun"), PROJECT)
+    assert result.archived_objects == len(moved)
     assert_moved_and_archived(repo, originals, target)
 
 

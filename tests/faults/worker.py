@@ -6,8 +6,9 @@ Run as `python worker.py '<json spec>'`. Kill points (`kill_at`):
 - `before-repoint`: when the repoint UPDATE is about to run (the ledger says COPIED);
 - `after-repoint`: at the first statement after the repoint's transaction committed (REPOINTED,
   nothing archived yet);
-- `archive:N`: right after the N-th archive answered (part of the bundle archived): an archive
-  copy onto itself, or a DeleteObject in a versioned bucket;
+- `archive:N`: right after the N-th archive request answered (part of the bundle archived; with
+  small repoint batches, while later copies of the bundle are still to be made): an archive copy
+  onto itself, or a batch of DeleteObjects in a versioned bucket;
 - `part-copy:N`: right after the N-th UploadPartCopy answered (a multipart copy half done);
 - `complete:N`: right after the N-th CompleteMultipartUpload answered (the copy exists, with a
   multipart ETag, and the ledger does not know it).
@@ -83,8 +84,12 @@ def kill_after_calls(s3: Any, operations: tuple[str, ...], count: int, archive: 
     lock = threading.Lock()
 
     def note_kind(params: dict, context: dict, **_: Any) -> None:
-        source = params.get("CopySource") or {"Bucket": params["Bucket"], "Key": params["Key"]}
-        context["costalloc_archive"] = (source.get("Bucket"), source.get("Key")) == (params["Bucket"], params["Key"])
+        # A copy onto itself is an archive copy; a delete is always an archive.
+        source = params.get("CopySource")
+        context["costalloc_archive"] = source is None or (source["Bucket"], source["Key"]) == (
+            params["Bucket"],
+            params["Key"],
+        )
 
     def after_call(context: dict, **_: Any) -> None:
         if archive is not None and context.get("costalloc_archive") != archive:
@@ -137,12 +142,13 @@ def main(spec: dict[str, Any]) -> int:
         spec["run_id"],
         CopyOptions(spec["multipart_threshold"], spec["part_size"]),
         spec["concurrency"],
+        **spec.get("overrides", {}),
     )
     point, _, count = spec["kill_at"].partition(":")
     if point == "target-copy":
         kill_after_calls(s3, ("CopyObject",), int(count), archive=False)
     elif point == "archive":
-        kill_after_calls(s3, ("CopyObject", "DeleteObject"), int(count), archive=True)
+        kill_after_calls(s3, ("CopyObject", "DeleteObjects"), int(count), archive=True)
     elif point == "part-copy":
         kill_after_calls(s3, ("UploadPartCopy",), int(count))
     elif point == "complete":

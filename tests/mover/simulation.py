@@ -83,6 +83,9 @@ from costalloc_pipeline.schema.repository import (
 # moto's server in the tests accepts parts of 256 bytes and more (tests/conftest.py).
 MULTIPART_THRESHOLD = 1024
 PART_SIZE = 512
+# A bundle of a relocation run repoints and archives its copies two at a time while it goes on
+# copying, so its batches interleave with other actors and a crash falls between them.
+REPOINT_BATCH = 2
 # Simulated seconds. Far longer than a schedule's ordinary ticks, so they run out only when the
 # scheduler jumps the clock (a long pause) and when everything settles at the end.
 GRACE_SECONDS = 300
@@ -170,7 +173,7 @@ def relocate(
     from costalloc_pipeline.mover import run as mover_run
     from costalloc_pipeline.mover.context import move_context
 
-    ctx = move_context(settings, engine, s3, project_id, run_id, clock=clock)
+    ctx = move_context(settings, engine, s3, project_id, run_id, clock=clock, repoint_batch=REPOINT_BATCH)
     bounds = mover_run.BundleBounds(settings.bundle_max_files, settings.bundle_max_bytes, settings.max_bundles)
     return _summary(mover_run.relocate(ctx, candidates, bounds))
 
@@ -328,10 +331,12 @@ PRODUCTION_MODULES = (
     "costalloc_pipeline.mover.claims",
     "costalloc_pipeline.mover.context",
     "costalloc_pipeline.mover.copier",
+    "costalloc_pipeline.mover.copy_step",
     "costalloc_pipeline.mover.handles",
     "costalloc_pipeline.mover.lease",
     "costalloc_pipeline.mover.ledger",
     "costalloc_pipeline.mover.objects",
+    "costalloc_pipeline.mover.pipeline",
     "costalloc_pipeline.mover.plan",
     "costalloc_pipeline.mover.repoint",
     "costalloc_pipeline.mover.resume",
@@ -926,6 +931,8 @@ class Slot:
             context["costalloc_sim_label"] = world.describe_call(actor, model.name, params)
             if model.name == "CopyObject" and ("IfNoneMatch" in params or "IfMatch" in params):
                 context["costalloc_sim_condition"] = params
+            if model.name == "DeleteObjects":
+                context["costalloc_sim_deletes"] = params
         # a value would replace the call's parameters
 
     def _call(self, model: Any, context: dict[str, Any], **_: Any) -> tuple[Any, dict[str, Any]] | None:
@@ -933,6 +940,9 @@ class Slot:
         if actor is None or world is None:
             return None
         world.scheduler.switch(actor, context.get("costalloc_sim_label", model.name))
+        deletes = context.get("costalloc_sim_deletes")
+        if deletes is not None:
+            return _served_deletes(world.env.s3, deletes)
         condition = context.get("costalloc_sim_condition")
         return None if condition is None else _refused_copy(world.env.s3, condition)
 
@@ -956,6 +966,29 @@ def _refused_copy(s3: Any, params: dict[str, Any]) -> tuple[Any, dict[str, Any]]
         return None
     error = {"Code": "PreconditionFailed", "Message": "At least one of the pre-conditions you specified did not hold"}
     return SimpleNamespace(status_code=412, headers={}), {"Error": error, "ResponseMetadata": {"HTTPStatusCode": 412}}
+
+
+def _served_deletes(s3: Any, params: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+    """S3's answer to a DeleteObjects, served by the harness: S3 deletes each object only when its
+    ETag (if given) is the current one's, and reports the others as PreconditionFailed; moto ignores
+    the ETags. One actor runs at a time, so the checks and the deletes are one step."""
+    deleted, errors = [], []
+    for item in params["Delete"]["Objects"]:
+        key = item["Key"]
+        try:
+            found: str | None = s3.head_object(Bucket=params["Bucket"], Key=key)["ETag"]
+        except ClientError as error:
+            if error.response["Error"]["Code"] not in ("404", "NoSuchKey", "NotFound"):
+                raise
+            found = None
+        if "ETag" in item and found != item["ETag"]:
+            code = "PreconditionFailed" if found is not None else "NoSuchKey"
+            errors.append({"Key": key, "Code": code, "Message": "the condition did not hold"})
+            continue
+        answer = s3.delete_object(Bucket=params["Bucket"], Key=key)
+        deleted.append({"Key": key, "DeleteMarker": answer.get("DeleteMarker", False)})
+    parsed = {"Deleted": deleted, "Errors": errors, "ResponseMetadata": {"HTTPStatusCode": 200}}
+    return SimpleNamespace(status_code=200, headers={}), parsed
 
 
 class Environment:
