@@ -97,6 +97,9 @@ _CopyOutcome = _Copied | _Failed | lease.LeaseLost
 
 
 class _Bundle:
+    """One bundle's steps 3 to 5: what is still to copy, the requests under way, and the copies,
+    failures and archive steps not recorded yet."""
+
     def __init__(self, ctx: MoveContext, movable: list[Handle], ledger_ids: dict[int, int], result: BundleResult):
         self.ctx, self.ledger_ids, self.result = ctx, ledger_ids, result
         self.plans, self.sources = copy_plans(ctx, movable)
