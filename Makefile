@@ -55,7 +55,7 @@ soak: install
 	rm -rf build/soak
 	COSTALLOC_SCHEDULES=$(SOAK_SCHEDULES) COSTALLOC_SEED_START=$(SOAK_SEED_START) COSTALLOC_SOAK_DIR=build/soak \
 		$(BIN)/pytest -n 2 --dist load -q --tb=no tests/mover/test_interleavings.py; \
-		status=$$?; $(BIN)/python tests/mover/simulation.py report build/soak; exit $$status
+		status=$$?; PYTHONPATH=tests $(BIN)/python tests/mover/simulation.py report build/soak; exit $$status
 
 clean:
 	rm -rf $(VENV) data .dagster_home
