@@ -11,7 +11,12 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from helpers.repository_builder import RepositoryBuilder, bootstrapped_builder, build_scenario
+from helpers.repository_builder import (
+    RepositoryBuilder,
+    bootstrapped_builder,
+    build_awkward_project,
+    build_scenario,
+)
 from sqlalchemy import select
 
 from costalloc_pipeline.config import Settings
@@ -28,37 +33,6 @@ Row = tuple[Any, ...]
 @pytest.fixture
 def builder(settings: Settings) -> RepositoryBuilder:
     return bootstrapped_builder(settings)
-
-
-def _awkward_project(builder: RepositoryBuilder, project: int, other: int) -> None:
-    """Rows of `project` that a reader or a deduplication could get wrong."""
-    # Keys that differ only by case or a trailing space are three objects; unicode and a comma,
-    # a quote and a newline must survive a CSV round trip; sizes and checksums may be missing.
-    for key in ("data/a.txt", "data/A.txt", "data/a.txt ", 'ünï "cødé", ✓\nline 2.csv'):
-        builder.file_entity(project, builder.handle(key=key))
-    builder.file_entity(project, builder.handle(key="no-size", size=None, md5=None))
-    builder.file_entity(project, builder.handle(key="empty-md5", md5=""))
-    # One preview shared by three handles of the project, in different entities (and blocks).
-    shared = builder.preview()
-    for _ in range(3):
-        builder.file_entity(project, builder.handle(preview_id=shared))
-    # A handle that is the project's own and also the preview of another of its handles.
-    own_preview = builder.handle()
-    builder.file_entity(project, own_preview, builder.handle(preview_id=own_preview))
-    # A placed handle whose preview is misplaced: a block with rows of both kinds.
-    placed_bucket = builder.default_bucket()
-    builder.file_entity(project, builder.handle(placed_bucket, preview_id=builder.preview()))
-    # A preview whose other owner belongs to another project: a conflict through the preview.
-    crossing = builder.preview()
-    builder.file_entity(project, builder.handle(preview_id=crossing))
-    builder.file_entity(other, builder.handle(preview_id=crossing))
-    # A handle the other project references directly: a conflict; a version without a handle.
-    both = builder.handle(size=0)
-    builder.file_entity(project, both, None)
-    builder.file_entity(other, both)
-    # Enough plain rows for many blocks of all-misplaced rows.
-    for _ in range(40):
-        builder.file_entity(project, builder.handle())
 
 
 def _reference(
@@ -109,7 +83,7 @@ def test_the_planner_returns_exactly_what_the_rule_says_row_by_row(settings, bui
     monkeypatch.setattr(arrow_blocks, "FETCH_ROWS", block_rows)
     monkeypatch.setattr(arrow_blocks, "CSV_BLOCK_BYTES", block_rows * 120)
     scenario = build_scenario(builder)
-    _awkward_project(builder, scenario.alpha_project, scenario.plain_project)
+    build_awkward_project(builder, scenario.alpha_project, scenario.plain_project, scenario.alpha_bucket)
     repository, replica = engine_for(settings.repository_url), engine_for(settings.replica_url)
     refresh_entity_replication(repository, replica)
     refresh_file_replication(repository, replica)
