@@ -24,6 +24,7 @@ from costalloc_pipeline.placement.rule import (
     repository_references,
 )
 from costalloc_pipeline.placement.session import tune_for_planning
+from costalloc_pipeline.schema.ddl import is_mysql
 from costalloc_pipeline.schema.repository import (
     MoveState,
     files,
@@ -69,25 +70,39 @@ class Progress:
 # Bound parameters per statement of handle ids: well under SQLite's limit.
 IDS_PER_QUERY = 1000
 
+
 # The check runs on the live repository, whose statistics may be stale (autovacuum off or behind):
 # PostgreSQL then estimates a project that arrived since the last ANALYZE at one row and runs nested
 # loops over its million handles (37 s for the benchmark's million-version project). The project's
 # handle ids are first put in temporary tables whose real sizes the planner is given, so every later
 # join is planned on the true numbers whatever the repository's own statistics say.
-OWN_HANDLES = temporary_table("costalloc_own_handles", Column("id", BigInteger))
-PREVIEWS = temporary_table("costalloc_previews", Column("id", BigInteger))
-# The project's handles, each once: its own and their previews, with what the rule needs of each.
-PROJECT_HANDLES = temporary_table(
-    "costalloc_project_handles",
-    Column("id", BigInteger, nullable=False),
-    Column("preview_id", BigInteger),
-    # An AVAILABLE S3 handle in managed storage.
-    Column("live", Boolean, nullable=False),
-    # In the project's target bucket.
-    Column("placed", Boolean, nullable=False),
-    # content_size, 0 when unknown.
-    Column("size", BigInteger, nullable=False),
-)
+def _handle_tables(keyed: bool) -> tuple[Table, Table, Table]:
+    """The temporary tables of a project's handles: the ids its versions name, their previews, and
+    each handle once with what the rule needs of it.
+
+    Keyed by handle id on MySQL, whose joins are nested loops that need an index to look into (a join
+    with an unindexed one read it whole for every row of files: minutes for 100,000 handles). Not on
+    PostgreSQL, which hashes them, and for which an index of a million ids inserted in no order costs
+    seconds. SQLite indexes a join's table by itself when it has none."""
+
+    def handle_id() -> Column[int]:
+        return Column("id", BigInteger, primary_key=keyed, autoincrement=False, nullable=False)
+
+    return (
+        temporary_table("costalloc_own_handles", handle_id()),
+        temporary_table("costalloc_previews", handle_id()),
+        temporary_table(
+            "costalloc_project_handles",
+            handle_id(),
+            Column("preview_id", BigInteger),
+            # An AVAILABLE S3 handle in managed storage.
+            Column("live", Boolean, nullable=False),
+            # In the project's target bucket.
+            Column("placed", Boolean, nullable=False),
+            # content_size, 0 when unknown.
+            Column("size", BigInteger, nullable=False),
+        ),
+    )
 
 
 def _fill(conn: Connection, table: Table, rows: Select[Any]) -> None:
@@ -96,7 +111,7 @@ def _fill(conn: Connection, table: Table, rows: Select[Any]) -> None:
 
 @contextmanager
 def _project_handles(conn: Connection, project_id: int, placement: Placement) -> Iterator[Table]:
-    """PROJECT_HANDLES filled for the project, as the rule says: the handles its file versions
+    """The project's handles table filled, as the rule says: the handles its file versions
     name, then their previews. The repository's files are read once per handle.
 
     Each statement reads every temporary table at most once (MySQL cannot read one twice)."""
@@ -111,8 +126,9 @@ def _project_handles(conn: Connection, project_id: int, placement: Placement) ->
             func.coalesce(files.c.content_size, 0),
         ).join(ids, ids.c.id == files.c.id)
 
-    with scratch(conn, PROJECT_HANDLES) as handles:
-        with scratch(conn, OWN_HANDLES) as own, scratch(conn, PREVIEWS) as previews:
+    own_table, previews_table, handles_table = _handle_tables(keyed=is_mysql(conn.dialect))
+    with scratch(conn, handles_table) as handles:
+        with scratch(conn, own_table) as own, scratch(conn, previews_table) as previews:
             _fill(conn, own, own_handle_ids(repository_references().subquery(), project_id).distinct())
             analyze_temporary(conn, own)
             _fill(conn, handles, rows_of(own))
