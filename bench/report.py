@@ -323,12 +323,11 @@ class BenchReport:
                 f"{f.spread.low:.2f}, max {f.spread.high:.2f}; {f.figures['rows_read']} rows re-read, "
                 f"{f.figures['rows_upserted']} upserted), peak RSS {f.peak_rss_mb:.0f} MB"
             )
-        if scale.plan:
-            plan = scale.plan
+        for query, plan in scale.plan.items():
             out.append(
-                f"  plan of the largest project's query after the incremental refresh: {' > '.join(plan['nodes'])}; "
-                f"rows estimated {plan['rows_estimated']:,.0f}, found {plan['rows_actual']:,.0f} "
-                f"({plan['seconds']:.2f} s under EXPLAIN ANALYZE)"
+                f"  plan of the largest project's {query} query after the incremental refresh: "
+                f"{' > '.join(plan['nodes'])}; rows estimated {plan['rows_estimated']:,.0f}, found "
+                f"{plan['rows_actual']:,.0f} ({plan['seconds']:.2f} s under EXPLAIN ANALYZE)"
             )
         for size, probe in sorted(scale.out_of_place.items()):
             rows = probe.figures["rows"]

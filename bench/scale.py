@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Engine
 
 from bench.bulk_rows import (
     Buckets,
@@ -38,14 +38,13 @@ from bench.bulk_rows import (
 )
 from bench.dataset import stage_settings
 from bench.mariadb_databases import MariaDBDatabases
+from bench.plans import explain_planning
 from bench.servers import MotoServer, PostgresDatabases
 from bench.stats import Spread
 from costalloc_pipeline import allocations
 from costalloc_pipeline.auth import admin_caller
 from costalloc_pipeline.bootstrap import bootstrap
 from costalloc_pipeline.db import engine_for
-from costalloc_pipeline.placement.misplaced import own_handles_query
-from costalloc_pipeline.placement.rule import load_placement
 from costalloc_pipeline.s3 import s3_client
 
 REPOSITORY_ROOT = Path(__file__).resolve().parent.parent
@@ -109,8 +108,9 @@ class ScaleResult:
     # The incremental refreshes that find nothing new (before the change), and the one after it.
     changed_refresh: Probe | None = None
     incremental_refresh: Probe | None = None
-    # The plan of the largest project's files_out_of_place query, after the changed refresh.
-    plan: dict[str, Any] = field(default_factory=dict)
+    # The plans of the largest project's files_out_of_place queries (rows, sharing), after the
+    # changed refresh.
+    plan: dict[str, dict[str, Any]] = field(default_factory=dict)
     # Project size in versions -> its files_out_of_place probe.
     out_of_place: dict[int, Probe] = field(default_factory=dict)
     # The no_misplaced_files check of the largest measured project.
@@ -167,54 +167,6 @@ def _assign_all(url: str, settings: Any, project_ids: Sequence[int]) -> None:
     client = s3_client(settings)
     for project_id in project_ids:
         allocations.assign(repository, client, settings, project_id, f"scale-{project_id}", caller)
-
-
-def _plan_nodes(plan: dict[str, Any]) -> Iterator[dict[str, Any]]:
-    yield plan
-    for child in plan.get("Plans", []):
-        yield from _plan_nodes(child)
-
-
-def _postgresql_plan(conn: Connection, sql: str, params: dict[str, Any]) -> dict[str, Any]:
-    [[document]] = conn.exec_driver_sql(f"EXPLAIN (ANALYZE, FORMAT JSON) {sql}", params).all()
-    root = document[0]["Plan"]
-    return {
-        "nodes": [
-            " on ".join(filter(None, (node["Node Type"], node.get("Relation Name")))) for node in _plan_nodes(root)
-        ],
-        # Of the whole query: a parallel node's own estimate is per process.
-        "rows_estimated": float(root["Plan Rows"]),
-        "rows_actual": float(root["Actual Rows"] * root["Actual Loops"]),
-        "seconds": document[0]["Execution Time"] / 1000,
-    }
-
-
-def _mariadb_plan(conn: Connection, sql: str, params: dict[str, Any]) -> dict[str, Any]:
-    # ANALYZE runs the statement and reports, per table, the rows the optimizer expected and read.
-    started = time.perf_counter()
-    rows = conn.exec_driver_sql(f"ANALYZE {sql}", params).mappings().all()
-    seconds = time.perf_counter() - started
-    project_scan = next(row for row in rows if row["table"] == "entity_replication")
-    return {
-        "nodes": [f"{row['type']} on {row['table']} by {row['key']}" for row in rows],
-        # Of the project's rows of entity_replication, where the query starts.
-        "rows_estimated": float(project_scan["rows"]),
-        "rows_actual": float(project_scan["r_rows"] or 0),
-        "seconds": seconds,
-    }
-
-
-def explain_out_of_place(url: str, project_id: int) -> dict[str, Any]:
-    """How the database runs the largest query of files_out_of_place: its plan's nodes, and the
-    rows it expected of the project against those it found (a bad estimate picks a bad join)."""
-    engine = engine_for(url)
-    placement = load_placement(engine)
-    query = own_handles_query(project_id, placement.target_bucket(project_id), placement.managed_buckets)
-    compiled = query.compile(dialect=engine.dialect, compile_kwargs={"render_postcompile": True})
-    with engine.connect() as conn:
-        if engine.dialect.name == "postgresql":
-            return _postgresql_plan(conn, str(compiled), compiled.params)
-        return _mariadb_plan(conn, str(compiled), compiled.params)
 
 
 def _write(engine: Engine, projects: Sequence[ProjectRows], numbers: Sequence[int], default_bucket: str) -> Buckets:
@@ -294,8 +246,8 @@ def _run_backend(
             f"analyzed {result.changed_refresh.figures['analyzed']}"
         )
         largest = max(projects[:measured], key=lambda project: project.versions).project_id
-        result.plan = explain_out_of_place(url, largest)
-        say(f"scale on {backend}: plan of the largest project {result.plan}")
+        result.plan = explain_planning(url, largest)
+        say(f"scale on {backend}: plans of the largest project {result.plan}")
         for project in projects[:measured]:
             found = probe_rounds(options.rounds, "out-of-place", url, str(project.project_id))
             result.out_of_place[project.versions] = found

@@ -159,7 +159,8 @@ def test_the_benchmark_runs_at_a_tiny_size_and_reports_every_section(tmp_path):
         assert scale["change"]["versions_added"] == 120
         assert scale["changed_refresh"]["rows_upserted"] > 120
         assert scale["changed_refresh"]["analyzed"] == {"entity_replication": True, "file_replication": True}
-        assert scale["plan"]["rows_actual"] > 0 and scale["plan"]["nodes"]
+        assert scale["plan"]["rows"]["rows_actual"] > 0 and scale["plan"]["rows"]["nodes"]
+        assert scale["plan"]["sharing"]["nodes"]
         probes = [*scale["files_out_of_place"].values(), check]
         assert all(found["peak_rss_mb"] >= found["baseline_rss_mb"] > 0 for found in probes)
         assert all(len(found["seconds_of_runs"]) == ROUNDS for found in probes)

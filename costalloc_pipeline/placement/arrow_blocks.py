@@ -11,14 +11,14 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 from sqlalchemy import CompoundSelect, Connection, Select
 
+from costalloc_pipeline.placement.session import tune_for_planning
+
 if TYPE_CHECKING:
     import psycopg
 
 # Rows per fetch on SQLite, and CSV bytes per parsed block on PostgreSQL: memory stays flat.
 FETCH_ROWS = 50_000
 CSV_BLOCK_BYTES = 8 * 1024**2
-# PostgreSQL's memory for each hash or sort of these queries (its default is 4 MB).
-HASH_MEMORY = "64MB"
 # The queries' rows go straight into Arrow columns of a schema: Python never looks at their types.
 Rows = tuple[Any, ...]
 
@@ -78,12 +78,7 @@ def _blocks_by_cursor(
 
 def fetch_blocks(conn: Connection, query: Select[Rows] | CompoundSelect[Rows], schema: pa.Schema) -> Iterator[pa.Table]:
     """The query's rows as Arrow tables of a bounded size, as they arrive: memory stays flat."""
-    if conn.dialect.name == "postgresql":
-        # Compiling these plans took a tenth of a second or more and bought nothing: simple scans.
-        conn.exec_driver_sql("SET LOCAL jit = off")
-        # A project's million handle ids, hashed in the default 4 MB, spilled in 8 batches: 800 MB
-        # of temporary files that the join waited on. For this transaction only.
-        conn.exec_driver_sql(f"SET LOCAL work_mem = '{HASH_MEMORY}'")
+    tune_for_planning(conn)
     # COPY through psycopg (3); another PostgreSQL driver, or SQLite, goes through a cursor.
     if conn.dialect.driver == "psycopg":
         return _blocks_by_copy(conn, query, schema)

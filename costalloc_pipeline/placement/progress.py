@@ -1,28 +1,37 @@
-"""How far a project is from zero misplaced bytes, read from the live repository database."""
+"""How far a project is from zero misplaced bytes, read from the live repository database.
+
+The check writes nothing to the repository; it makes temporary tables of its own connection, which
+a primary (not a read-only standby) allows."""
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Connection, case, func, literal, select
+from sqlalchemy import BigInteger, Boolean, Column, Connection, Select, Table, exists, false, func, insert, select, true
 
 from costalloc_pipeline.changes import associated_projects
 from costalloc_pipeline.placement.rule import (
     Placement,
+    ReferenceRow,
     live_condition,
     load_placement,
-    project_handle_ids,
+    own_handle_ids,
+    preview_ids,
     referencing_projects,
     repository_references,
 )
+from costalloc_pipeline.placement.session import tune_for_planning
+from costalloc_pipeline.schema.ddl import is_mysql
 from costalloc_pipeline.schema.repository import (
     MoveState,
     files,
     move_ledger,
     node,
 )
+from costalloc_pipeline.schema.temporary import analyze_temporary, scratch, temporary_table
 
 
 @dataclass(frozen=True)
@@ -62,13 +71,82 @@ class Progress:
 IDS_PER_QUERY = 1000
 
 
-def _sizes(conn: Connection, handle_ids: Collection[int]) -> int:
+# The check runs on the live repository, whose statistics may be stale (autovacuum off or behind):
+# PostgreSQL then estimates a project that arrived since the last ANALYZE at one row and runs nested
+# loops over its million handles (37 s for the benchmark's million-version project). The project's
+# handle ids are first put in temporary tables whose real sizes the planner is given, so every later
+# join is planned on the true numbers whatever the repository's own statistics say.
+def _handle_tables(keyed: bool) -> tuple[Table, Table, Table]:
+    """The temporary tables of a project's handles: the ids its versions name, their previews, and
+    each handle once with what the rule needs of it.
+
+    Keyed by handle id on MySQL, whose joins are nested loops that need an index to look into (a join
+    with an unindexed one read it whole for every row of files: minutes for 100,000 handles). Not on
+    PostgreSQL, which hashes them, and for which an index of a million ids inserted in no order costs
+    seconds. SQLite indexes a join's table by itself when it has none."""
+
+    def handle_id() -> Column[int]:
+        return Column("id", BigInteger, primary_key=keyed, autoincrement=False, nullable=False)
+
+    return (
+        temporary_table("costalloc_own_handles", handle_id()),
+        temporary_table("costalloc_previews", handle_id()),
+        temporary_table(
+            "costalloc_project_handles",
+            handle_id(),
+            Column("preview_id", BigInteger),
+            # An AVAILABLE S3 handle in managed storage.
+            Column("live", Boolean, nullable=False),
+            # In the project's target bucket.
+            Column("placed", Boolean, nullable=False),
+            # content_size, 0 when unknown.
+            Column("size", BigInteger, nullable=False),
+        ),
+    )
+
+
+def _fill(conn: Connection, table: Table, rows: Select[Any]) -> None:
+    conn.execute(insert(table).from_select([column.name for column in table.columns], rows))
+
+
+@contextmanager
+def _project_handles(conn: Connection, project_id: int, placement: Placement) -> Iterator[Table]:
+    """The project's handles table filled, as the rule says: the handles its file versions
+    name, then their previews. The repository's files are read once per handle.
+
+    Each statement reads every temporary table at most once (MySQL cannot read one twice)."""
+    target = placement.target_bucket(project_id)
+
+    def rows_of(ids: Table) -> Select[Any]:
+        return select(
+            files.c.id,
+            files.c.preview_id,
+            func.coalesce(live_condition(files, placement.managed_buckets), false()),
+            func.coalesce(files.c.bucket_name == target, false()),
+            func.coalesce(files.c.content_size, 0),
+        ).join(ids, ids.c.id == files.c.id)
+
+    own_table, previews_table, handles_table = _handle_tables(keyed=is_mysql(conn.dialect))
+    with scratch(conn, handles_table) as handles:
+        with scratch(conn, own_table) as own, scratch(conn, previews_table) as previews:
+            _fill(conn, own, own_handle_ids(repository_references().subquery(), project_id).distinct())
+            analyze_temporary(conn, own)
+            _fill(conn, handles, rows_of(own))
+            _fill(conn, previews, preview_ids(handles, select(own.c.id)).distinct())
+            analyze_temporary(conn, previews)
+            # A preview that is also one of the project's own handles is there already.
+            _fill(conn, handles, rows_of(previews).where(~exists().where(own.c.id == files.c.id)))
+        analyze_temporary(conn, handles)
+        yield handles
+
+
+def _sizes(conn: Connection, handles: Table, handle_ids: Collection[int]) -> int:
     wanted = sorted(handle_ids)
     return sum(
         int(
             conn.execute(
-                select(func.coalesce(func.sum(files.c.content_size), 0)).where(
-                    files.c.id.in_(wanted[start : start + IDS_PER_QUERY])
+                select(func.coalesce(func.sum(handles.c.size), 0)).where(
+                    handles.c.id.in_(wanted[start : start + IDS_PER_QUERY])
                 )
             ).scalar_one()
         )
@@ -76,38 +154,48 @@ def _sizes(conn: Connection, handle_ids: Collection[int]) -> int:
     )
 
 
-def project_progress(conn: Connection, project_id: int, placement: Placement) -> Progress:
-    """Set-based, so its cost follows the project's size and not a query per thousand handles: one
-    pass sums the placed and misplaced handles, and only those that another project also references
-    (usually none) come back to be judged as conflicts."""
-    target = placement.target_bucket(project_id)
-    # The project's handles joined as a derived table (each once: a UNION), not tested with IN:
-    # MariaDB cannot semi-join an IN over a UNION, and ran it as a subquery per row of files.
-    handles = project_handle_ids(repository_references().subquery(), files, project_id).subquery("project_handles")
-    project_files = handles.join(files, files.c.id == handles.c.file_handle_id)
-    live = live_condition(files, placement.managed_buckets)
-    placed = files.c.bucket_name == target
-
-    def counted(condition: ColumnElement[bool], value: ColumnElement[Any]) -> ColumnElement[Any]:
-        return func.coalesce(func.sum(case((condition, value), else_=0)), 0)
-
-    totals = conn.execute(
-        select(
-            counted(placed, literal(1)),
-            counted(placed, func.coalesce(files.c.content_size, 0)),
-            counted(~placed, literal(1)),
-            counted(~placed, func.coalesce(files.c.content_size, 0)),
-        )
-        .select_from(project_files)
-        .where(live)
-    ).one()
-    misplaced_ids = select(files.c.id).select_from(project_files).where(live, ~placed)
-    # Who else references the misplaced handles, in the live repository (the replica may be stale).
+def _sharing(conn: Connection, project_id: int, handle_ids: Select[tuple[int]]) -> dict[int, set[int]]:
+    """The other projects that reference each of these handles, in the live repository (the
+    replica may be stale); only the handles another project references are keys."""
     others = repository_references().where(node.c.project_id != project_id).subquery()
     sharing: dict[int, set[int]] = {}
-    for handle_id, other in conn.execute(referencing_projects(others, files, misplaced_ids)):
-        sharing.setdefault(handle_id, set()).add(other)
-    conflicts = {handle_id for handle_id, projects in sharing.items() if placement.conflicting(project_id, projects)}
+    # The rule's parts one statement each: each reads the temporary table of handle_ids once.
+    for part in cast(list[Select[ReferenceRow]], referencing_projects(others, files, handle_ids).selects):
+        for handle_id, other in conn.execute(part):
+            sharing.setdefault(handle_id, set()).add(other)
+    return sharing
+
+
+def project_progress(conn: Connection, project_id: int, placement: Placement) -> Progress:
+    """Set-based, so its cost follows the project's size and not a query per thousand handles: the
+    project's live handles are gathered once, summed, and only those that another project also
+    references (usually none) come back to be judged as conflicts."""
+    target = placement.target_bucket(project_id)
+    tune_for_planning(conn)
+    with _project_handles(conn, project_id, placement) as handles:
+        live = handles.c.live == true()
+        totals = {
+            bool(placed): (int(count), int(size))
+            for placed, count, size in conn.execute(
+                select(handles.c.placed, func.count(), func.coalesce(func.sum(handles.c.size), 0))
+                .where(live)
+                .group_by(handles.c.placed)
+            )
+        }
+        misplaced_ids = select(handles.c.id).where(live, handles.c.placed == false())
+        sharing = _sharing(conn, project_id, misplaced_ids)
+        conflicts = {handle for handle, projects in sharing.items() if placement.conflicting(project_id, projects)}
+        failed = set(
+            conn.execute(
+                select(move_ledger.c.file_handle_id).where(
+                    move_ledger.c.project_id == project_id,
+                    move_ledger.c.target_bucket == target,
+                    move_ledger.c.state == MoveState.FAILED.value,
+                    move_ledger.c.file_handle_id.in_(misplaced_ids),
+                )
+            ).scalars()
+        )
+        conflict_bytes = _sizes(conn, handles, conflicts)
     moved_bytes = conn.execute(
         select(func.coalesce(func.sum(move_ledger.c.content_size), 0)).where(
             move_ledger.c.project_id == project_id,
@@ -115,24 +203,15 @@ def project_progress(conn: Connection, project_id: int, placement: Placement) ->
             move_ledger.c.state.in_([MoveState.REPOINTED.value, MoveState.DONE.value]),
         )
     ).scalar_one()
-    failed = set(
-        conn.execute(
-            select(move_ledger.c.file_handle_id).where(
-                move_ledger.c.project_id == project_id,
-                move_ledger.c.target_bucket == target,
-                move_ledger.c.state == MoveState.FAILED.value,
-                move_ledger.c.file_handle_id.in_(misplaced_ids),
-            )
-        ).scalars()
-    )
-    conflict_bytes = _sizes(conn, conflicts)
+    misplaced_files, misplaced_bytes = totals.get(False, (0, 0))
+    placed_files, placed_bytes = totals.get(True, (0, 0))
     return Progress(
         project_id=project_id,
         target_bucket=target,
-        misplaced_files=int(totals[2]) - len(conflicts),
-        misplaced_bytes=int(totals[3]) - conflict_bytes,
-        placed_files=int(totals[0]),
-        placed_bytes=int(totals[1]),
+        misplaced_files=misplaced_files - len(conflicts),
+        misplaced_bytes=misplaced_bytes - conflict_bytes,
+        placed_files=placed_files,
+        placed_bytes=placed_bytes,
         conflict_files=len(conflicts),
         conflict_bytes=conflict_bytes,
         moved_bytes=int(moved_bytes),

@@ -171,11 +171,20 @@ def referencing_projects(
     return union(direct, as_preview)
 
 
+def own_handle_ids(references: FromClause, project_id: int) -> Select[tuple[int]]:
+    """Ids of the handles the project's file versions name (once per version)."""
+    return select(references.c.file_handle_id).where(references.c.project_id == project_id)
+
+
+def preview_ids(handles: FromClause, handle_ids: HandleIdQuery) -> Select[tuple[int]]:
+    """Ids of the previews of these handles: they belong to the projects of their handles."""
+    return select(handles.c.preview_id).where(handles.c.id.in_(handle_ids), handles.c.preview_id.is_not(None))
+
+
 def project_handle_ids(references: FromClause, handles: FromClause, project_id: int) -> CompoundSelect[tuple[int]]:
     """Ids of the project's handles: those its file versions name, and their previews."""
-    own = select(references.c.file_handle_id).where(references.c.project_id == project_id)
-    previews = select(handles.c.preview_id).where(handles.c.id.in_(own), handles.c.preview_id.is_not(None))
-    return union(own, previews)
+    own = own_handle_ids(references, project_id)
+    return union(own, preview_ids(handles, own))
 
 
 def live_references(conn: Connection, handle_ids: Collection[int]) -> dict[int, set[int]]:

@@ -19,7 +19,6 @@ from sqlalchemy import (
     Connection,
     Engine,
     Insert,
-    MetaData,
     Select,
     Table,
     and_,
@@ -42,6 +41,7 @@ from costalloc_pipeline.schema.replica import (
     replication_watermark,
 )
 from costalloc_pipeline.schema.repository import NodeType, files, node, node_revision
+from costalloc_pipeline.schema.temporary import create_temporary, drop_temporary, temporary_table
 
 if TYPE_CHECKING:
     import psycopg
@@ -134,32 +134,9 @@ FILE_REPLICATION = _Replication(target=file_replication, compared=("etag",), cha
 
 def _staging_table(target: Table) -> Table:
     # Rows are first bulk-loaded here, then merged with one INSERT ... SELECT ... ON CONFLICT per chunk:
-    # far faster than a row-by-row upsert, and the merge's row count is exactly what changed.
-    return Table(
-        f"{target.name}_staging",
-        MetaData(),
-        *(Column(column.name, column.type) for column in target.columns),
-        prefixes=["TEMPORARY"],
-    )
-
-
-def _create_staging(conn: Connection, staging: Table, target: Table) -> None:
-    if is_mysql(conn.dialect):
-        # Only CREATE and DROP with TEMPORARY spelled out leave MySQL's transaction open (any other
-        # DDL commits it); LIKE copies the target's exact collation, so rows compare as in it.
-        conn.execute(text(f"DROP TEMPORARY TABLE IF EXISTS {staging.name}"))
-        conn.execute(text(f"CREATE TEMPORARY TABLE {staging.name} LIKE {target.name}"))
-        return
-    # A failed refresh may have left the connection's temporary table behind.
-    staging.drop(conn, checkfirst=True)
-    staging.create(conn)
-
-
-def _drop_staging(conn: Connection, staging: Table) -> None:
-    if is_mysql(conn.dialect):
-        conn.execute(text(f"DROP TEMPORARY TABLE {staging.name}"))
-    else:
-        staging.drop(conn)
+    # far faster than a row-by-row upsert, and the merge's row count is exactly what changed. On
+    # MySQL it is made LIKE the target, whose exact collation the rows must compare in.
+    return temporary_table(f"{target.name}_staging", *(Column(column.name, column.type) for column in target.columns))
 
 
 def _upsert_insert(conn: Connection, table: Table) -> UpsertInsert:
@@ -325,7 +302,7 @@ def _refresh(
         full = since is None
         if full:
             _empty(write, table)
-        _create_staging(write, staging, table)
+        create_temporary(write, staging, like=table)
         merge = _merge(write, replication, staging)
         high_water = None if full else previous
         rows_read = rows_upserted = 0
@@ -341,7 +318,7 @@ def _refresh(
                 # TRUNCATE on PostgreSQL: deleted rows of a temporary table are never vacuumed, and
                 # every merge would scan them again.
                 _empty(write, staging)
-        _drop_staging(write, staging)
+        drop_temporary(write, staging)
         _save_watermark(write, table.name, high_water)
         total_rows, total_bytes = _totals(write, replication)
     analyzed = should_analyze(rows_upserted, total_rows, full) and analyze(replica, table)

@@ -16,6 +16,9 @@ entity_replication = Table(
     Column("project_id", BigInteger, nullable=False),
     Column("file_handle_id", BigInteger),
     Index("ix_entity_replication_project", "project_id", "file_handle_id"),
+    # Who else references a handle (the sharing half of the placement rule): by handle, the project
+    # in the index too, so that the lookup never reads the table (an index-only scan, a merge join).
+    Index("ix_entity_replication_handle", "file_handle_id", "project_id"),
 )
 
 file_replication = Table(
@@ -35,6 +38,9 @@ file_replication = Table(
     Column("key", String(700)),
     Column("storage_location_id", BigInteger),
     Column("endpoint", String(512)),
+    # Which handles have this one as their preview, and the previews of a set of handles: both read
+    # from this narrow index instead of the wide table (a gigabyte at 3.75 million rows).
+    Index("ix_file_replication_preview", "preview_id", "id"),
 )
 
 # How far each incremental refresh has read the repository (by its updated_on clock).

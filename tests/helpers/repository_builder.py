@@ -257,6 +257,41 @@ def build_scenario(builder: RepositoryBuilder) -> Scenario:
     )
 
 
+def build_awkward_project(builder: RepositoryBuilder, project: int, other: int, target_bucket: str) -> None:
+    """Handles of `project` (whose files belong in `target_bucket`) that a reader, a deduplication
+    or a join could get wrong; four of them are shared with `other` (directly, or through a
+    preview), which makes conflicts when the two projects want different buckets."""
+    # Keys that differ only by case or a trailing space are three objects; unicode and a comma,
+    # a quote and a newline must survive a CSV round trip; sizes and checksums may be missing.
+    for key in ("data/a.txt", "data/A.txt", "data/a.txt ", 'ünï "cødé", ✓\nline 2.csv'):
+        builder.file_entity(project, builder.handle(key=key))
+    builder.file_entity(project, builder.handle(key="no-size", size=None, md5=None))
+    builder.file_entity(project, builder.handle(key="empty-md5", md5=""))
+    # One preview shared by three handles of the project, in different entities (and blocks).
+    shared = builder.preview()
+    for _ in range(3):
+        builder.file_entity(project, builder.handle(preview_id=shared))
+    # A handle that is the project's own and also the preview of another of its handles.
+    own_preview = builder.handle()
+    builder.file_entity(project, own_preview, builder.handle(preview_id=own_preview))
+    # A placed handle whose preview is misplaced: a block with rows of both kinds.
+    builder.file_entity(project, builder.handle(target_bucket, preview_id=builder.preview()))
+    # Handles outside managed storage: an external URL, an S3 object in a bucket nobody manages.
+    builder.file_entity(project, builder.handle(metadata_type=MetadataType.EXTERNAL, size=None, md5=None))
+    builder.file_entity(project, builder.handle(UNMANAGED_BUCKET))
+    # A preview whose other owner belongs to another project: a conflict through the preview.
+    crossing = builder.preview()
+    builder.file_entity(project, builder.handle(preview_id=crossing))
+    builder.file_entity(other, builder.handle(preview_id=crossing))
+    # A handle the other project references directly: a conflict; a version without a handle.
+    both = builder.handle(size=0)
+    builder.file_entity(project, both, None)
+    builder.file_entity(other, both)
+    # Enough plain rows for many blocks of all-misplaced rows.
+    for _ in range(40):
+        builder.file_entity(project, builder.handle())
+
+
 def bootstrapped_builder(settings: Settings) -> RepositoryBuilder:
     """A builder on the settings' repository, after `costalloc init`'s bootstrap."""
     bootstrap(settings)

@@ -21,6 +21,7 @@ from costalloc_pipeline.errors import NotFound
 from costalloc_pipeline.placement.misplaced import (
     CONFLICT_COLUMNS,
     OUT_OF_PLACE_SCHEMA,
+    SHARING_SCHEMA,
     files_out_of_place,
     find_out_of_place,
     split_conflicts,
@@ -214,10 +215,8 @@ def test_missing_default_storage_location_is_a_clear_error(settings, builder):
         load_placement(engine_for(settings.repository_url))
 
 
-def _frame(rows: list[dict]) -> pd.DataFrame:
-    return pa.Table.from_pylist(rows, schema=OUT_OF_PLACE_SCHEMA).to_pandas(
-        types_mapper={pa.int64(): pd.Int64Dtype()}.get
-    )
+def _table(rows: list[dict]) -> pa.Table:
+    return pa.Table.from_pylist(rows, schema=OUT_OF_PLACE_SCHEMA)
 
 
 def _row(handle_id: int, size: int = 10) -> dict:
@@ -240,17 +239,20 @@ def test_split_conflicts_compares_targets_not_mere_sharing():
         {1: "alpha", 2: "alpha", 3: "beta"},
         {"default": 1, "alpha": 2, "beta": 3},
     )
-    misplaced = _frame([_row(10), _row(11), _row(12), _row(13)])
-    sharing = pd.DataFrame(
+    # Two blocks, as they arrive from the replica; the split empties the list as it reads it.
+    misplaced = [_table([_row(10), _row(11)]), _table([_row(12), _row(13)])]
+    sharing = pa.table(
         {
             # 11: same allocation, fine. 12: another allocation and no allocation. 13: a REMOVING or plain project.
-            "file_handle_id": pd.array([11, 12, 12, 13], dtype="Int64"),
-            "other_project_id": pd.array([2, 3, 4, 5], dtype="Int64"),
-        }
+            "file_handle_id": pa.array([11, 12, 12, 13], pa.int64()),
+            "other_project_id": pa.array([2, 3, 4, 5], pa.int64()),
+        },
+        schema=SHARING_SCHEMA,
     )
 
     found = split_conflicts(misplaced, sharing, placement, project_id=1)
 
+    assert misplaced == []
     assert _ids(found.to_move) == {10, 11}
     assert [
         (int(row.file_handle_id), int(row.other_project_id), row.other_target_bucket)

@@ -3,15 +3,29 @@
 from __future__ import annotations
 
 import pytest
-from helpers.repository_builder import RepositoryBuilder, Scenario, bootstrapped_builder, build_scenario
-from sqlalchemy import insert
+from helpers.repository_builder import (
+    RepositoryBuilder,
+    Scenario,
+    bootstrapped_builder,
+    build_awkward_project,
+    build_scenario,
+)
+from sqlalchemy import insert, select, update
 
 from costalloc_pipeline.config import Settings
 from costalloc_pipeline.db import engine_for, utcnow
 from costalloc_pipeline.placement import progress as progress_module
 from costalloc_pipeline.placement.progress import Progress, project_progress, projects_progress
-from costalloc_pipeline.placement.rule import load_placement
-from costalloc_pipeline.schema.repository import MoveState, move_ledger
+from costalloc_pipeline.placement.rule import Placement, load_placement
+from costalloc_pipeline.schema.repository import (
+    FileStatus,
+    MoveState,
+    NodeType,
+    files,
+    move_ledger,
+    node,
+    node_revision,
+)
 
 
 @pytest.fixture
@@ -93,3 +107,83 @@ def test_a_project_without_files_or_allocation_is_done(settings, scenario):
     assert plain.percent_done == 100.0
     assert (unknown.misplaced_files, unknown.placed_files, unknown.conflict_files) == (0, 0, 0)
     assert unknown.percent_done == 100.0
+
+
+def _expected(settings: Settings, placement: Placement, project_id: int) -> tuple[int, int, int, int, int, int]:
+    """(misplaced files, bytes, placed files, bytes, conflict files, bytes): the rule applied
+    handle by handle in Python to every row of the live repository."""
+    with engine_for(settings.repository_url).connect() as conn:
+        versions = conn.execute(
+            select(node_revision.c.file_handle_id, node.c.project_id)
+            .join(node, node.c.id == node_revision.c.owner_node_id)
+            .where(node.c.node_type == NodeType.FILE.value, node_revision.c.file_handle_id.is_not(None))
+        ).all()
+        handles = {row.id: row for row in conn.execute(select(files))}
+    referencing: dict[int, set[int]] = {}
+    for handle_id, project in versions:
+        for reached in (handle_id, handles[handle_id].preview_id):
+            if reached is not None:
+                referencing.setdefault(reached, set()).add(project)
+    own = {handle_id for handle_id, project in versions if project == project_id}
+    project_handles = own | {handles[h].preview_id for h in own if handles[h].preview_id is not None}
+    target = placement.target_bucket(project_id)
+    figures = [0] * 6
+    for handle in (handles[h] for h in project_handles):
+        if handle.status != FileStatus.AVAILABLE.value or not placement.is_managed(
+            handle.metadata_type, handle.bucket_name
+        ):
+            continue
+        size = handle.content_size or 0
+        if handle.bucket_name == target:
+            at = 2
+        elif placement.conflicting(project_id, referencing[handle.id]):
+            at = 4
+        else:
+            at = 0
+        figures[at] += 1
+        figures[at + 1] += size
+    misplaced_files, misplaced_bytes, placed_files, placed_bytes, conflict_files, conflict_bytes = figures
+    return misplaced_files, misplaced_bytes, placed_files, placed_bytes, conflict_files, conflict_bytes
+
+
+def test_every_project_is_counted_as_the_rule_says_handle_by_handle(settings, builder, scenario):
+    build_awkward_project(builder, scenario.alpha_project, scenario.plain_project, scenario.alpha_bucket)
+    # A handle the project names that is no longer AVAILABLE counts nowhere.
+    gone = builder.handle(size=5)
+    builder.file_entity(scenario.alpha_project, gone)
+    with engine_for(settings.repository_url).begin() as conn:
+        conn.execute(update(files).where(files.c.id == gone).values(status=FileStatus.UNLINKED.value))
+
+    with engine_for(settings.repository_url).connect() as conn:
+        placement = load_placement(conn)
+        found = projects_progress(conn, [scenario.alpha_project, scenario.plain_project, scenario.removing_project])
+
+    for progress in found:
+        assert (
+            progress.misplaced_files,
+            progress.misplaced_bytes,
+            progress.placed_files,
+            progress.placed_bytes,
+            progress.conflict_files,
+            progress.conflict_bytes,
+        ) == _expected(settings, placement, progress.project_id)
+    # The awkward project has conflicts of both kinds (directly and through a preview).
+    assert found[0].conflict_files == 2 + 2
+
+
+def test_the_check_leaves_the_callers_transaction_open_and_its_connection_reusable(settings, scenario):
+    engine = engine_for(settings.repository_url)
+    with engine.connect() as conn:
+        placement = load_placement(conn)
+        conn.commit()
+        # Something the caller wrote and has not committed: MySQL would commit it on any DDL
+        # statement other than CREATE or DROP TEMPORARY TABLE.
+        conn.execute(update(files).where(files.c.id == scenario.handles["placed"]).values(content_size=12345))
+        first = project_progress(conn, scenario.alpha_project, placement)
+        second = project_progress(conn, scenario.alpha_project, placement)
+        conn.rollback()
+        third = project_progress(conn, scenario.alpha_project, placement)
+
+    assert first == second
+    assert first.placed_bytes == 12345
+    assert third.placed_bytes == 100
