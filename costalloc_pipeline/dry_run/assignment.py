@@ -167,7 +167,8 @@ def plan_assignment(
     bundles = [bundle for run in runs for bundle in run]
     for bundle in bundles:
         bundle_moves = [by_id[i] for i in bundle.handle_ids if i in by_id]
-        work.append(BundleWork(bundle_requests(bundle_moves, sizes), longest_transfer(bundle_moves, sizes)))
+        traffic = bundle_requests(bundle_moves, sizes, settings.archive_mode != "copy")
+        work.append(BundleWork(traffic, longest_transfer(bundle_moves, sizes)))
     requests = sum((w.requests for w in work), Requests())
     model = TimeModel(latency_seconds, bytes_per_second, settings.copy_concurrency, bundle_concurrency)
     archive = Archive(settings.archive_storage_class, settings.archive_retention_days, settings.archive_grace_seconds)

@@ -181,10 +181,11 @@ def listing_requests(moves: Sequence[Move]) -> Requests:
     return Requests(list_objects_min=least, list_objects_max=most)
 
 
-def bundle_requests(moves: Sequence[Move], sizes: CopySizes) -> Requests:
-    """Every request of one bundle: the look, a copy per handle, an archive per source object."""
+def bundle_requests(moves: Sequence[Move], sizes: CopySizes, reads_bucket_state: bool = True) -> Requests:
+    """Every request of one bundle: the look, a copy per handle, an archive per source object.
+    `reads_bucket_state`: the archive method is read from the buckets (not COSTALLOC_ARCHIVE_MODE=copy)."""
     total = listing_requests(moves) if moves else Requests()
-    archived_buckets = {move.bucket for move in moves if move.archived}
+    archived_buckets = {move.bucket for move in moves if move.archived} if reads_bucket_state else set()
     total += Requests(bucket_state_reads=2 * len(archived_buckets))
     archived: set[tuple[str, str]] = set()
     for move in moves:

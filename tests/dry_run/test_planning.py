@@ -16,6 +16,8 @@ from costalloc_pipeline.dry_run.traffic import (
     listing_requests,
     longest_transfer,
 )
+from costalloc_pipeline.mover.archive_method import ArchiveMethod
+from costalloc_pipeline.mover.context import REPOINT_BATCH
 from costalloc_pipeline.placement.rule import Placement
 
 SIZES = CopySizes(multipart_threshold=100, part_size=40)
@@ -33,6 +35,22 @@ def test_a_small_object_is_one_copy_and_its_archive_one_more():
     assert (requests.copy_object, requests.head_object, requests.archive_copy_object) == (1, 0, 1)
     assert requests.copy_writes == 1 and requests.archive_writes == 1
     assert (requests.copied_bytes, requests.archived_bytes) == (100, 100)
+
+
+def test_a_versioned_bucket_s_archives_are_a_look_and_one_delete_objects_a_batch():
+    moves = [
+        Move(i, "default", f"k/{i}", 100, "STANDARD", True, True, ArchiveMethod.DELETE.value)
+        for i in range(REPOINT_BATCH + 1)
+    ]
+    requests = bundle_requests(moves, SIZES)
+    # Two batches: a look and a DeleteObjects each; no archive copy, no byte copied again.
+    assert (requests.archive_delete_objects, requests.archive_list_objects) == (2, 2)
+    assert (requests.archive_copy_object, requests.archived_bytes) == (0, 0)
+    # Each noncurrent version's move to the archive class is a lifecycle transition, billed as a write.
+    assert requests.archive_writes == REPOINT_BATCH + 1
+    # The bucket's versioning and rules are read, unless COSTALLOC_ARCHIVE_MODE=copy says.
+    assert requests.bucket_state_reads == 2
+    assert bundle_requests(moves, SIZES, reads_bucket_state=False).bucket_state_reads == 0
 
 
 def test_a_copy_with_no_md5_to_compare_is_verified_by_a_head():
