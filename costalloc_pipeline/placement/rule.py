@@ -176,9 +176,11 @@ def own_handle_ids(references: FromClause, project_id: int) -> Select[tuple[int]
     return select(references.c.file_handle_id).where(references.c.project_id == project_id)
 
 
-def preview_ids(handles: FromClause, handle_ids: HandleIdQuery) -> Select[tuple[int]]:
-    """Ids of the previews of these handles: they belong to the projects of their handles."""
-    return select(handles.c.preview_id).where(handles.c.id.in_(handle_ids), handles.c.preview_id.is_not(None))
+def preview_ids(handles: FromClause, handle_ids: HandleIdQuery | None = None) -> Select[tuple[int]]:
+    """Ids of the previews of these handles (None: of every handle in `handles`, when it holds only
+    the project's): they belong to the projects of their handles."""
+    previews = select(handles.c.preview_id).where(handles.c.preview_id.is_not(None))
+    return previews if handle_ids is None else previews.where(handles.c.id.in_(handle_ids))
 
 
 def project_handle_ids(references: FromClause, handles: FromClause, project_id: int) -> CompoundSelect[tuple[int]]:
