@@ -8,19 +8,34 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, Column, Connection, Select, Table, exists, false, func, insert, select, true
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    ColumnElement,
+    Connection,
+    Select,
+    Table,
+    and_,
+    exists,
+    false,
+    func,
+    insert,
+    select,
+    true,
+)
 
 from costalloc_pipeline.changes import associated_projects
 from costalloc_pipeline.placement.rule import (
     Placement,
-    ReferenceRow,
     live_condition,
     load_placement,
     own_handle_ids,
+    preview_holders,
     preview_ids,
-    referencing_projects,
+    referencing_holders,
     repository_references,
 )
 from costalloc_pipeline.placement.session import looked_up_by_key, tune_for_planning
@@ -160,14 +175,33 @@ def _sizes(conn: Connection, handles: Table, handle_ids: Collection[int]) -> int
     )
 
 
-def _sharing(conn: Connection, project_id: int, handle_ids: Select[tuple[int]]) -> dict[int, set[int]]:
-    """The other projects that reference each of these handles, in the live repository (the
-    replica may be stale); only the handles another project references are keys."""
+def _holders_table(keyed: bool) -> Table:
+    """(holder_id, handle_id) of the misplaced handles (rule.referencing_holders). Keyed on MySQL
+    for its nested loops, as `_handle_tables`; a holder of two misplaced handles is there twice."""
+    return temporary_table(
+        "costalloc_holders",
+        Column("holder_id", BigInteger, primary_key=keyed, autoincrement=False, nullable=False),
+        Column("handle_id", BigInteger, primary_key=keyed, autoincrement=False, nullable=False),
+    )
+
+
+def _sharing(conn: Connection, project_id: int, handles: Table, misplaced: ColumnElement[bool]) -> dict[int, set[int]]:
+    """The other projects that reference each misplaced handle, in the live repository (the replica
+    may be stale); only the handles another project references are keys.
+
+    The misplaced handles' holders are gathered first, so that the other projects' references
+    (node_revision and node, millions of rows) are read in one pass for both kinds of sharing:
+    the two statements of `referencing_projects` took 2.4-3.4 s each on the benchmark's million-
+    version project, read node_revision and hashed node each."""
     others = repository_references().where(node.c.project_id != project_id).subquery()
     sharing: dict[int, set[int]] = {}
-    # The rule's parts one statement each: each reads the temporary table of handle_ids once.
-    for part in cast(list[Select[ReferenceRow]], referencing_projects(others, files, handle_ids).selects):
-        for handle_id, other in conn.execute(part):
+    with scratch(conn, _holders_table(keyed=is_mysql(conn.dialect))) as holders:
+        # Each handle holds itself; each statement reads the handles table once (MySQL cannot read a
+        # temporary table twice in one).
+        _fill(conn, holders, select(handles.c.id, handles.c.id).where(misplaced))
+        _fill(conn, holders, preview_holders(files, select(handles.c.id).where(misplaced)))
+        analyze_temporary(conn, holders)
+        for handle_id, other in conn.execute(referencing_holders(others, holders)):
             sharing.setdefault(handle_id, set()).add(other)
     return sharing
 
@@ -188,8 +222,9 @@ def project_progress(conn: Connection, project_id: int, placement: Placement) ->
                 .group_by(handles.c.placed)
             )
         }
-        misplaced_ids = select(handles.c.id).where(live, handles.c.placed == false())
-        sharing = _sharing(conn, project_id, misplaced_ids)
+        misplaced = and_(live, handles.c.placed == false())
+        misplaced_ids = select(handles.c.id).where(misplaced)
+        sharing = _sharing(conn, project_id, handles, misplaced)
         conflicts = {handle for handle, projects in sharing.items() if placement.conflicting(project_id, projects)}
         failed = set(
             conn.execute(
