@@ -199,7 +199,10 @@ def _sharing(conn: Connection, project_id: int, handles: Table, misplaced: Colum
         # Each handle holds itself; each statement reads the handles table once (MySQL cannot read a
         # temporary table twice in one).
         _fill(conn, holders, select(handles.c.id, handles.c.id).where(misplaced))
-        _fill(conn, holders, preview_holders(files, select(handles.c.id).where(misplaced)))
+        through_preview = preview_holders(files, select(handles.c.id).where(misplaced)).subquery()
+        # A handle named as its own preview is its own holder already (a second row would break
+        # MySQL's key).
+        _fill(conn, holders, select(through_preview).where(through_preview.c.holder_id != through_preview.c.handle_id))
         analyze_temporary(conn, holders)
         for handle_id, other in conn.execute(referencing_holders(others, holders)):
             sharing.setdefault(handle_id, set()).add(other)
