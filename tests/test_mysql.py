@@ -47,6 +47,7 @@ def test_a_migration_that_stopped_halfway_finishes_when_run_again(empty_mariadb_
             conn.execute(text(f"DROP TABLE {table}"))
         conn.execute(text("DROP TABLE team_member"))
         conn.execute(text("DROP INDEX ix_files_updated_on ON files"))
+        conn.execute(text("DROP INDEX ix_files_preview_id ON files"))
         conn.execute(text("DROP INDEX ix_entity_replication_project ON entity_replication"))
         conn.execute(text("ALTER TABLE object_claim DROP COLUMN held_until"))
         conn.execute(text("ALTER TABLE move_ledger DROP COLUMN repointed_on"))

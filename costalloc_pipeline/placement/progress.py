@@ -8,22 +8,37 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, Column, Connection, Select, Table, exists, false, func, insert, select, true
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    ColumnElement,
+    Connection,
+    Select,
+    Table,
+    and_,
+    exists,
+    false,
+    func,
+    insert,
+    select,
+    true,
+)
 
 from costalloc_pipeline.changes import associated_projects
 from costalloc_pipeline.placement.rule import (
     Placement,
-    ReferenceRow,
     live_condition,
     load_placement,
     own_handle_ids,
+    preview_holders,
     preview_ids,
-    referencing_projects,
+    referencing_holders,
     repository_references,
 )
-from costalloc_pipeline.placement.session import tune_for_planning
+from costalloc_pipeline.placement.session import looked_up_by_key, tune_for_planning
 from costalloc_pipeline.schema.ddl import is_mysql
 from costalloc_pipeline.schema.repository import (
     MoveState,
@@ -132,10 +147,16 @@ def _project_handles(conn: Connection, project_id: int, placement: Placement) ->
             _fill(conn, own, own_handle_ids(repository_references().subquery(), project_id).distinct())
             analyze_temporary(conn, own)
             _fill(conn, handles, rows_of(own))
-            _fill(conn, previews, preview_ids(handles, select(own.c.id)).distinct())
+            # The handles table holds only the own handles yet. A preview that is also one of them
+            # is there already.
+            own_preview = exists().where(own.c.id == handles.c.preview_id)
+            _fill(conn, previews, preview_ids(handles).where(~own_preview).distinct())
             analyze_temporary(conn, previews)
-            # A preview that is also one of the project's own handles is there already.
-            _fill(conn, handles, rows_of(previews).where(~exists().where(own.c.id == files.c.id)))
+            # A quarter of a million previews of a million-version project looked up by id took 1.1 s
+            # against 2.4-3.4 s for the hash join with a scan of the 1.1 GB files table that
+            # PostgreSQL prefers (benchmark's repository of 3 million versions).
+            with looked_up_by_key(conn):
+                _fill(conn, handles, rows_of(previews))
         analyze_temporary(conn, handles)
         yield handles
 
@@ -154,14 +175,36 @@ def _sizes(conn: Connection, handles: Table, handle_ids: Collection[int]) -> int
     )
 
 
-def _sharing(conn: Connection, project_id: int, handle_ids: Select[tuple[int]]) -> dict[int, set[int]]:
-    """The other projects that reference each of these handles, in the live repository (the
-    replica may be stale); only the handles another project references are keys."""
+def _holders_table(keyed: bool) -> Table:
+    """(holder_id, handle_id) of the misplaced handles (rule.referencing_holders). Keyed on MySQL
+    for its nested loops, as `_handle_tables`; a holder of two misplaced handles is there twice."""
+    return temporary_table(
+        "costalloc_holders",
+        Column("holder_id", BigInteger, primary_key=keyed, autoincrement=False, nullable=False),
+        Column("handle_id", BigInteger, primary_key=keyed, autoincrement=False, nullable=False),
+    )
+
+
+def _sharing(conn: Connection, project_id: int, handles: Table, misplaced: ColumnElement[bool]) -> dict[int, set[int]]:
+    """The other projects that reference each misplaced handle, in the live repository (the replica
+    may be stale); only the handles another project references are keys.
+
+    The misplaced handles' holders are gathered first, so that the other projects' references
+    (node_revision and node, millions of rows) are read in one pass for both kinds of sharing:
+    the two statements of `referencing_projects` took 2.4-3.4 s each on the benchmark's million-
+    version project, read node_revision and hashed node each."""
     others = repository_references().where(node.c.project_id != project_id).subquery()
     sharing: dict[int, set[int]] = {}
-    # The rule's parts one statement each: each reads the temporary table of handle_ids once.
-    for part in cast(list[Select[ReferenceRow]], referencing_projects(others, files, handle_ids).selects):
-        for handle_id, other in conn.execute(part):
+    with scratch(conn, _holders_table(keyed=is_mysql(conn.dialect))) as holders:
+        # Each handle holds itself; each statement reads the handles table once (MySQL cannot read a
+        # temporary table twice in one).
+        _fill(conn, holders, select(handles.c.id, handles.c.id).where(misplaced))
+        through_preview = preview_holders(files, select(handles.c.id).where(misplaced)).subquery()
+        # A handle named as its own preview is its own holder already (a second row would break
+        # MySQL's key).
+        _fill(conn, holders, select(through_preview).where(through_preview.c.holder_id != through_preview.c.handle_id))
+        analyze_temporary(conn, holders)
+        for handle_id, other in conn.execute(referencing_holders(others, holders)):
             sharing.setdefault(handle_id, set()).add(other)
     return sharing
 
@@ -182,8 +225,9 @@ def project_progress(conn: Connection, project_id: int, placement: Placement) ->
                 .group_by(handles.c.placed)
             )
         }
-        misplaced_ids = select(handles.c.id).where(live, handles.c.placed == false())
-        sharing = _sharing(conn, project_id, misplaced_ids)
+        misplaced = and_(live, handles.c.placed == false())
+        misplaced_ids = select(handles.c.id).where(misplaced)
+        sharing = _sharing(conn, project_id, handles, misplaced)
         conflicts = {handle for handle, projects in sharing.items() if placement.conflicting(project_id, projects)}
         failed = set(
             conn.execute(

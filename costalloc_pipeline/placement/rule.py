@@ -151,24 +151,39 @@ def repository_references() -> Select[ReferenceRow]:
     )
 
 
+def preview_holders(handles: FromClause, handle_ids: HandleIdQuery | list[int]) -> Select[tuple[int, int]]:
+    """(holder_id, handle_id): each handle that holds one of these handles as its preview.
+
+    `handles` has id and preview_id (file_replication, or files)."""
+    holder = handles.alias("holder")
+    return select(holder.c.id.label("holder_id"), holder.c.preview_id.label("handle_id")).where(
+        holder.c.preview_id.in_(handle_ids)
+    )
+
+
+def referencing_holders(references: FromClause, holders: FromClause) -> Select[ReferenceRow]:
+    """(handle_id, project_id) for each project that references a holder of a handle: a project
+    references a handle through each of its holders, the handle itself and the handles whose
+    preview it is (`preview_holders`).
+
+    `references` has columns file_handle_id and project_id (the replica's entity_replication, or
+    `repository_references()`); `holders` has holder_id and handle_id."""
+    return select(holders.c.handle_id, references.c.project_id).join(
+        references, references.c.file_handle_id == holders.c.holder_id
+    )
+
+
 def referencing_projects(
     references: FromClause, handles: FromClause, handle_ids: HandleIdQuery | list[int]
 ) -> CompoundSelect[ReferenceRow]:
     """(file_handle_id, project_id) for each project that references one of these handles: directly
     (a file version names it) or through a handle whose preview it is.
 
-    `references` has columns file_handle_id and project_id (the replica's entity_replication, or
-    `repository_references()`); `handles` has id and preview_id (file_replication, or files)."""
-    owner = handles.alias("owner")
+    `references` and `handles` as for `referencing_holders` and `preview_holders`."""
     direct = select(references.c.file_handle_id, references.c.project_id).where(
         references.c.file_handle_id.in_(handle_ids)
     )
-    as_preview = (
-        select(owner.c.preview_id, references.c.project_id)
-        .join(references, references.c.file_handle_id == owner.c.id)
-        .where(owner.c.preview_id.in_(handle_ids))
-    )
-    return union(direct, as_preview)
+    return union(direct, referencing_holders(references, preview_holders(handles, handle_ids).subquery("holders")))
 
 
 def own_handle_ids(references: FromClause, project_id: int) -> Select[tuple[int]]:
@@ -176,9 +191,11 @@ def own_handle_ids(references: FromClause, project_id: int) -> Select[tuple[int]
     return select(references.c.file_handle_id).where(references.c.project_id == project_id)
 
 
-def preview_ids(handles: FromClause, handle_ids: HandleIdQuery) -> Select[tuple[int]]:
-    """Ids of the previews of these handles: they belong to the projects of their handles."""
-    return select(handles.c.preview_id).where(handles.c.id.in_(handle_ids), handles.c.preview_id.is_not(None))
+def preview_ids(handles: FromClause, handle_ids: HandleIdQuery | None = None) -> Select[tuple[int]]:
+    """Ids of the previews of these handles (None: of every handle in `handles`, when it holds only
+    the project's): they belong to the projects of their handles."""
+    previews = select(handles.c.preview_id).where(handles.c.preview_id.is_not(None))
+    return previews if handle_ids is None else previews.where(handles.c.id.in_(handle_ids))
 
 
 def project_handle_ids(references: FromClause, handles: FromClause, project_id: int) -> CompoundSelect[tuple[int]]:

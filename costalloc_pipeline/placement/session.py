@@ -3,6 +3,9 @@ and the executor are tuned for a few queries of millions of rows, for this trans
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from sqlalchemy import Connection
 
 # PostgreSQL's memory for each hash or sort of these queries (its default is 4 MB).
@@ -25,3 +28,24 @@ def tune_for_planning(conn: Connection) -> None:
     # temporary files that the join waited on.
     conn.exec_driver_sql(f"SET LOCAL work_mem = '{HASH_MEMORY}'")
     conn.exec_driver_sql(f"SET LOCAL random_page_cost = {RANDOM_PAGE_COST}")
+
+
+# The joins that look each row up in an index instead; a scan of the other table is more expensive
+# than PostgreSQL's cost model thinks when it is read from the operating system's cache.
+_TABLE_JOINS = ("enable_hashjoin", "enable_mergejoin")
+
+
+@contextmanager
+def looked_up_by_key(conn: Connection) -> Iterator[None]:
+    """For the statements of the block, on PostgreSQL: every join looks the rows up by an index,
+    where the caller knows that the rows wanted are a small part of the table. The settings are
+    as before after the block. Nothing on other databases."""
+    if conn.dialect.name != "postgresql":
+        yield
+        return
+    before = {name: conn.exec_driver_sql(f"SHOW {name}").scalar_one() for name in _TABLE_JOINS}
+    for name in _TABLE_JOINS:
+        conn.exec_driver_sql(f"SET LOCAL {name} = off")
+    yield
+    for name, value in before.items():
+        conn.exec_driver_sql(f"SET LOCAL {name} = {value}")

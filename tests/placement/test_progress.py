@@ -153,6 +153,11 @@ def test_every_project_is_counted_as_the_rule_says_handle_by_handle(settings, bu
     builder.file_entity(scenario.alpha_project, gone)
     with engine_for(settings.repository_url).begin() as conn:
         conn.execute(update(files).where(files.c.id == gone).values(status=FileStatus.UNLINKED.value))
+    # A misplaced handle named as its own preview counts once.
+    own_preview = builder.handle(size=7)
+    builder.file_entity(scenario.alpha_project, own_preview)
+    with engine_for(settings.repository_url).begin() as conn:
+        conn.execute(update(files).where(files.c.id == own_preview).values(preview_id=own_preview))
 
     with engine_for(settings.repository_url).connect() as conn:
         placement = load_placement(conn)
