@@ -157,7 +157,11 @@ def preview_holders(handles: FromClause, handle_ids: HandleIdQuery | list[int]) 
     `handles` has id and preview_id (file_replication, or files)."""
     holder = handles.alias("holder")
     return select(holder.c.id.label("holder_id"), holder.c.preview_id.label("handle_id")).where(
-        holder.c.preview_id.in_(handle_ids)
+        holder.c.preview_id.in_(handle_ids),
+        # Implied by the IN, but only this bounds an ordered read of the preview index before its
+        # NULLs, most of it: a merge join otherwise read past every handle without a preview (3 of
+        # the 3.75 million entries of the benchmark's files, 1.1 s of the check's 1.6 s statement).
+        holder.c.preview_id.is_not(None),
     )
 
 

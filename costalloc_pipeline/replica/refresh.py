@@ -166,8 +166,9 @@ def _changed_in_staging(replication: _Replication, staging: Table) -> Select[tup
     )
 
 
-def _merge(conn: Connection, replication: _Replication, staging: Table) -> Callable[[], int]:
-    """The merge of the staged chunk into the replica table; it returns the rows it changed."""
+def _merge(conn: Connection, replication: _Replication, staging: Table, full: bool) -> Callable[[], int]:
+    """The merge of the staged chunk into the replica table; it returns the rows it changed.
+    `full`: the table was emptied in this transaction, so every staged row is new."""
     table = replication.target
     keys = [column.name for column in table.primary_key.columns]
     names = [column.name for column in table.columns]
@@ -180,6 +181,10 @@ def _merge(conn: Connection, replication: _Replication, staging: Table) -> Calla
         count = _changed_in_staging(replication, staging)
 
         def merge_mysql() -> int:
+            if full:
+                # Into an emptied table every row is an insert, counted once by the server: no
+                # count's join with the growing table.
+                return int(conn.execute(upsert).rowcount)
             changed = int(conn.execute(count).scalar_one())
             conn.execute(upsert)
             return changed
@@ -303,7 +308,7 @@ def _refresh(
         if full:
             _empty(write, table)
         create_temporary(write, staging, like=table)
-        merge = _merge(write, replication, staging)
+        merge = _merge(write, replication, staging, full)
         high_water = None if full else previous
         rows_read = rows_upserted = 0
         for query in replication.changed_since(since):
