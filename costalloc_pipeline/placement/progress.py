@@ -6,7 +6,7 @@ a primary (not a read-only standby) allows."""
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -16,6 +16,7 @@ from sqlalchemy import (
     Column,
     ColumnElement,
     Connection,
+    FromClause,
     Select,
     Table,
     and_,
@@ -38,7 +39,7 @@ from costalloc_pipeline.placement.rule import (
     referencing_holders,
     repository_references,
 )
-from costalloc_pipeline.placement.session import looked_up_by_key, tune_for_planning
+from costalloc_pipeline.placement.session import looked_up_by_key, read_in_bulk, tune_for_planning
 from costalloc_pipeline.schema.ddl import is_mysql
 from costalloc_pipeline.schema.repository import (
     MoveState,
@@ -46,7 +47,14 @@ from costalloc_pipeline.schema.repository import (
     move_ledger,
     node,
 )
-from costalloc_pipeline.schema.temporary import analyze_temporary, scratch, temporary_table
+from costalloc_pipeline.schema.temporary import (
+    analyze_temporary,
+    create_temporary,
+    create_temporary_as,
+    drop_temporary,
+    scratch,
+    temporary_table,
+)
 
 
 @dataclass(frozen=True)
@@ -127,38 +135,55 @@ def _fill(conn: Connection, table: Table, rows: Select[Any]) -> None:
 @contextmanager
 def _project_handles(conn: Connection, project_id: int, placement: Placement) -> Iterator[Table]:
     """The project's handles table filled, as the rule says: the handles its file versions
-    name, then their previews. The repository's files are read once per handle.
-
-    Each statement reads every temporary table at most once (MySQL cannot read one twice)."""
+    name, then their previews. The repository's files are read once per handle."""
     target = placement.target_bucket(project_id)
 
-    def rows_of(ids: Table) -> Select[Any]:
-        return select(
+    def rows_of(ids: Table | Select[tuple[int]]) -> Select[Any]:
+        rows = select(
             files.c.id,
             files.c.preview_id,
-            func.coalesce(live_condition(files, placement.managed_buckets), false()),
-            func.coalesce(files.c.bucket_name == target, false()),
-            func.coalesce(files.c.content_size, 0),
-        ).join(ids, ids.c.id == files.c.id)
+            func.coalesce(live_condition(files, placement.managed_buckets), false()).label("live"),
+            func.coalesce(files.c.bucket_name == target, false()).label("placed"),
+            func.coalesce(files.c.content_size, 0).label("size"),
+        )
+        return rows.join(ids, ids.c.id == files.c.id) if isinstance(ids, Table) else rows.where(files.c.id.in_(ids))
 
     own_table, previews_table, handles_table = _handle_tables(keyed=is_mysql(conn.dialect))
-    with scratch(conn, handles_table) as handles:
-        with scratch(conn, own_table) as own, scratch(conn, previews_table) as previews:
-            _fill(conn, own, own_handle_ids(repository_references().subquery(), project_id).distinct())
+    handles = handles_table
+    own_ids = own_handle_ids(repository_references().subquery(), project_id)
+    with ExitStack() as scratches:
+        own: FromClause
+        if conn.dialect.name == "postgresql":
+            # The own handles' rows in one statement that runs on every core (an INSERT ... SELECT
+            # runs on one), hashed whatever the repository's statistics say of a project that arrived
+            # since its last ANALYZE: 2.5 s against 1.2 s for their ids and 3.4 s for their rows (the
+            # benchmark's million-version project, load 1). With their previews in the same
+            # statement it took 5.8 s: the union of ids was gathered and joined on one core.
+            with read_in_bulk(conn):
+                create_temporary_as(conn, handles, rows_of(own_ids))
+            analyze_temporary(conn, handles)
+            own = handles.alias("own")
+        else:
+            # Each statement reads every temporary table at most once (MySQL cannot read one twice).
+            create_temporary(conn, handles)
+            own = scratches.enter_context(scratch(conn, own_table))
+            _fill(conn, own, own_ids.distinct())
             analyze_temporary(conn, own)
             _fill(conn, handles, rows_of(own))
-            # The handles table holds only the own handles yet. A preview that is also one of them
-            # is there already.
-            own_preview = exists().where(own.c.id == handles.c.preview_id)
-            _fill(conn, previews, preview_ids(handles).where(~own_preview).distinct())
-            analyze_temporary(conn, previews)
-            # A quarter of a million previews of a million-version project looked up by id took 1.1 s
-            # against 2.4-3.4 s for the hash join with a scan of the 1.1 GB files table that
-            # PostgreSQL prefers (benchmark's repository of 3 million versions).
-            with looked_up_by_key(conn):
-                _fill(conn, handles, rows_of(previews))
-        analyze_temporary(conn, handles)
-        yield handles
+        previews = scratches.enter_context(scratch(conn, previews_table))
+        # The handles table holds only the own handles yet. A preview that is also one of them is
+        # there already.
+        own_preview = exists().where(own.c.id == handles.c.preview_id)
+        _fill(conn, previews, preview_ids(handles).where(~own_preview).distinct())
+        analyze_temporary(conn, previews)
+        # A quarter of a million previews of a million-version project looked up by id took 1.1 s
+        # against 2.4-3.4 s for the hash join with a scan of the 1.1 GB files table that PostgreSQL
+        # prefers (benchmark's repository of 3 million versions).
+        with looked_up_by_key(conn):
+            _fill(conn, handles, rows_of(previews))
+    analyze_temporary(conn, handles)
+    yield handles
+    drop_temporary(conn, handles)
 
 
 def _sizes(conn: Connection, handles: Table, handle_ids: Collection[int]) -> int:

@@ -4,7 +4,7 @@ and the executor are tuned for a few queries of millions of rows, for this trans
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 
 from sqlalchemy import Connection
 
@@ -33,19 +33,33 @@ def tune_for_planning(conn: Connection) -> None:
 # The joins that look each row up in an index instead; a scan of the other table is more expensive
 # than PostgreSQL's cost model thinks when it is read from the operating system's cache.
 _TABLE_JOINS = ("enable_hashjoin", "enable_mergejoin")
+# The join that looks each row up: a trap when the statistics are stale and say one row for millions.
+_LOOKUP_JOINS = ("enable_nestloop",)
 
 
 @contextmanager
-def looked_up_by_key(conn: Connection) -> Iterator[None]:
-    """For the statements of the block, on PostgreSQL: every join looks the rows up by an index,
-    where the caller knows that the rows wanted are a small part of the table. The settings are
-    as before after the block. Nothing on other databases."""
+def _joins_off(conn: Connection, names: tuple[str, ...]) -> Iterator[None]:
+    """For the statements of the block, on PostgreSQL, these kinds of join are not planned; the
+    settings are as before after the block. Nothing on other databases."""
     if conn.dialect.name != "postgresql":
         yield
         return
-    before = {name: conn.exec_driver_sql(f"SHOW {name}").scalar_one() for name in _TABLE_JOINS}
-    for name in _TABLE_JOINS:
+    before = {name: conn.exec_driver_sql(f"SHOW {name}").scalar_one() for name in names}
+    for name in names:
         conn.exec_driver_sql(f"SET LOCAL {name} = off")
     yield
     for name, value in before.items():
         conn.exec_driver_sql(f"SET LOCAL {name} = {value}")
+
+
+def looked_up_by_key(conn: Connection) -> AbstractContextManager[None]:
+    """Every join of the block looks the rows up by an index, where the caller knows that the rows
+    wanted are a small part of the table."""
+    return _joins_off(conn, _TABLE_JOINS)
+
+
+def read_in_bulk(conn: Connection) -> AbstractContextManager[None]:
+    """Every join of the block hashes or merges, where the caller knows that the rows wanted are many
+    whatever the statistics say (a project that arrived since the last ANALYZE is estimated at one
+    row, and a nested loop over its million handles takes minutes)."""
+    return _joins_off(conn, _LOOKUP_JOINS)

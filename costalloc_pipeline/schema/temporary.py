@@ -13,7 +13,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import Column, Connection, MetaData, Table, text
+from sqlalchemy import Column, Connection, MetaData, Select, Table, text
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.expression import ClauseElement, Executable
 
 from costalloc_pipeline.schema.ddl import is_mysql
 
@@ -51,10 +54,40 @@ def analyze_temporary(conn: Connection, table: Table) -> None:
         conn.execute(text(f"ANALYZE {table.name}"))
 
 
+def create_temporary_as(conn: Connection, table: Table, rows: Select[Any]) -> None:
+    """Makes the temporary table of a query's rows (labelled as the table's columns), in one
+    statement: PostgreSQL runs the query of a CREATE TABLE AS in parallel where it can, and never the
+    query of an INSERT. Not on MySQL, whose keyed temporary tables are made first and then filled."""
+    if is_mysql(conn.dialect):
+        raise ValueError("on MySQL, create the temporary table and then insert its rows")
+    table.drop(conn, checkfirst=True)
+    conn.execute(_CreateTemporaryAs(table.name, rows))
+
+
+class _CreateTemporaryAs(Executable, ClauseElement):
+    """CREATE TEMPORARY TABLE name AS query, with the query's parameters bound as in any statement."""
+
+    inherit_cache = False
+
+    def __init__(self, name: str, rows: Select[Any]) -> None:
+        self.name = name
+        self.rows = rows
+
+
+@compiles(_CreateTemporaryAs)
+def _compile_create_temporary_as(element: _CreateTemporaryAs, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"CREATE TEMPORARY TABLE {element.name} AS {compiler.process(element.rows, **kw)}"
+
+
 @contextmanager
-def scratch(conn: Connection, table: Table, like: Table | None = None) -> Iterator[Table]:
+def scratch(
+    conn: Connection, table: Table, like: Table | None = None, rows: Select[Any] | None = None
+) -> Iterator[Table]:
     """The temporary table for the block, dropped after it (a failure rolls it back, or leaves it
-    to the next `create_temporary` of the connection)."""
-    create_temporary(conn, table, like)
+    to the next `create_temporary` of the connection); made of `rows` when given (`create_temporary_as`)."""
+    if rows is None:
+        create_temporary(conn, table, like)
+    else:
+        create_temporary_as(conn, table, rows)
     yield table
     drop_temporary(conn, table)
