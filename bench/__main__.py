@@ -31,7 +31,7 @@ from bench.relocate import IncompleteMove, relocate
 from bench.repoint_bench import RepointMismatch, run_repoint
 from bench.report import BenchReport
 from bench.request_costs import measure_request_costs
-from bench.scale import BACKENDS, DEFAULT_MARIADB_URL, ScaleOptions, run_scale
+from bench.scale import BACKENDS, DEFAULT_MARIADB_BUFFER_POOL_MB, DEFAULT_MARIADB_URL, ScaleOptions, run_scale
 from bench.scale_out import RABBITMQ_URL, ScaleOutOptions, run_scale_out
 from bench.servers import DEFAULT_POSTGRES_URL, MotoServer, PostgresDatabases
 from bench.small_run import run_small
@@ -158,6 +158,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         help="a MariaDB URL allowed to create and drop databases (default: $COSTALLOC_BENCH_MARIADB_URL "
         f"or {DEFAULT_MARIADB_URL})",
     )
+    scale.add_argument(
+        "--mariadb-buffer-pool-mb",
+        type=int,
+        default=DEFAULT_MARIADB_BUFFER_POOL_MB,
+        help="raise the MariaDB server's InnoDB buffer pool to at least this for the run, then put it back "
+        f"(0 leaves it; default {DEFAULT_MARIADB_BUFFER_POOL_MB})",
+    )
     scale.add_argument("--skip-scale", action="store_true")
     repoint = parser.add_argument_group("repoint")
     repoint.add_argument("--repoint-handles", type=_positive, default=100_000)
@@ -260,7 +267,14 @@ def run(args: argparse.Namespace, argv: Sequence[str]) -> BenchReport:
                 moto,
                 databases,
                 work_dir,
-                ScaleOptions(args.scale_total, args.scale_projects, args.rounds, args.scale_backends, args.mariadb_url),
+                ScaleOptions(
+                    args.scale_total,
+                    args.scale_projects,
+                    args.rounds,
+                    args.scale_backends,
+                    args.mariadb_url,
+                    args.mariadb_buffer_pool_mb,
+                ),
                 say,
             )
         if not args.skip_repoint:

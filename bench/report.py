@@ -301,7 +301,8 @@ class BenchReport:
         out = [
             "",
             f"planning at scale on {scale.backend}: {scale.total_versions:,} handle versions "
-            f"({scale.rows_seconds:.0f} s to write the first part)",
+            f"({scale.rows_seconds:.0f} s to write the first part)"
+            + (f", InnoDB buffer pool {scale.buffer_pool_mb:,} MB" if scale.buffer_pool_mb is not None else ""),
         ]
         if scale.full_refresh is not None:
             f = scale.full_refresh

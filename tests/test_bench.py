@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from helpers.backends import MARIADB_ENABLED
+from sqlalchemy import create_engine, text
 
 from bench.bulk_rows import VERSIONS, layout
 from bench.profiling import KINDS, OTHER_KIND, summarize
@@ -54,6 +55,8 @@ PLANNING_TARGETS = [
     "no_misplaced_files check seconds",
     "incremental refresh seconds",
 ]
+# MariaDB's buffer pool moves by chunks of 128 MB.
+BUFFER_POOL_STEP_MB = 128
 FILES = 6
 ROUNDS = 1
 # The fair race's delays; its large-object heat would add as much time again, so it is left out.
@@ -62,6 +65,8 @@ DELAYS_MS = (0, 5)
 
 @pytest.mark.skipif(os.environ.get("COSTALLOC_TEST_POSTGRES", "on") == "off", reason="the benchmark needs PostgreSQL")
 def test_the_benchmark_runs_at_a_tiny_size_and_reports_every_section(tmp_path):
+    # MariaDB's buffer pool is raised by a chunk for the run, then put back.
+    pool_before = _buffer_pool_mb() if MARIADB_ENABLED else 0
     command = [
         sys.executable,
         "-m",
@@ -87,6 +92,8 @@ def test_the_benchmark_runs_at_a_tiny_size_and_reports_every_section(tmp_path):
         ",".join(BACKENDS),
         "--mariadb-url",
         MARIADB_URL,
+        "--mariadb-buffer-pool-mb",
+        str(pool_before + BUFFER_POOL_STEP_MB),
         "--repoint-handles",
         "50",
         "--repoint-baseline",
@@ -141,6 +148,9 @@ def test_the_benchmark_runs_at_a_tiny_size_and_reports_every_section(tmp_path):
     assert all(cost > 0 for cost in report["moto_cpu_ms_per_request"].values())
 
     assert set(report["scale"]) == set(BACKENDS)
+    if MARIADB_ENABLED:
+        assert report["scale"]["mariadb"]["buffer_pool_mb"] == pool_before + BUFFER_POOL_STEP_MB
+        assert _buffer_pool_mb() == pool_before
     for scale in report["scale"].values():
         assert scale["total_versions"] == 400
         # Of the 100-version project: 88 version handles in managed storage (of 98: two versions name
@@ -187,6 +197,15 @@ def test_the_benchmark_runs_at_a_tiny_size_and_reports_every_section(tmp_path):
         LARGE_TARGET,
         *(f"costalloc/{peer} at D={RATIO_LATENCY_MS} ms" for peer in RATIO_PEERS),
     }
+
+
+def _buffer_pool_mb() -> int:
+    engine = create_engine(MARIADB_URL)
+    try:
+        with engine.connect() as conn:
+            return int(conn.execute(text("SELECT @@innodb_buffer_pool_size")).scalar_one()) // 1024**2
+    finally:
+        engine.dispose()
 
 
 def test_bad_sizes_are_refused_before_anything_starts():
