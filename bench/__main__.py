@@ -149,8 +149,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     scale.add_argument(
         "--scale-backends",
         type=_names_of(BACKENDS),
-        default=("postgresql",),
-        help=f"databases to plan on, comma-separated, of {','.join(BACKENDS)} (default postgresql)",
+        default=BACKENDS,
+        help=f"databases to plan on, comma-separated, of {','.join(BACKENDS)} (default all)",
     )
     scale.add_argument(
         "--mariadb-url",
