@@ -148,8 +148,7 @@ def _project_handles(conn: Connection, project_id: int, placement: Placement) ->
         )
         return rows.join(ids, ids.c.id == files.c.id) if isinstance(ids, Table) else rows.where(files.c.id.in_(ids))
 
-    own_table, previews_table, handles_table = _handle_tables(keyed=is_mysql(conn.dialect))
-    handles = handles_table
+    own_table, previews_table, handles = _handle_tables(keyed=is_mysql(conn.dialect))
     own_ids = own_handle_ids(repository_references().subquery(), project_id)
     with ExitStack() as scratches:
         own: FromClause
