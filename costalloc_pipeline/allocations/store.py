@@ -165,8 +165,18 @@ def _apply(
 
 
 def _insert_allocation(conn: Connection, name: str, bucket: str, caller: Caller) -> int:
-    taken = conn.execute(select(storage_location.c.id).where(storage_location.c.bucket == bucket)).first()
+    taken = conn.execute(
+        select(storage_location.c.id, cost_allocation.c.name)
+        .select_from(
+            storage_location.outerjoin(cost_allocation, cost_allocation.c.storage_location_id == storage_location.c.id)
+        )
+        .where(storage_location.c.bucket == bucket)
+    ).first()
     if taken is not None:
+        if taken.name == name:
+            # A concurrent assign of the same new name committed it after this transaction looked
+            # the name up: the next attempt finds it (the bucket is the name's own).
+            raise _ConcurrentChange
         raise Conflict(f"bucket {bucket} is already used by storage location {taken.id}")
     now = utcnow()
     location_id = insert_id(
