@@ -9,6 +9,7 @@ from pathlib import Path
 from sqlalchemy import Connection, Engine, Insert, create_engine, event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.engine.interfaces import DBAPIConnection
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import ConnectionPoolEntry
 
 
@@ -19,6 +20,21 @@ def utcnow() -> dt.datetime:
 
 def new_etag() -> str:
     return str(uuid.uuid4())
+
+
+# MySQL's error numbers and PostgreSQL's SQLSTATEs for a transaction the database failed to end a
+# deadlock or a serialization conflict: nothing of it was written, and running it again is safe.
+_MYSQL_DEADLOCK = 1213
+_POSTGRES_RACES = ("40P01", "40001")
+
+
+def lost_a_race(error: DBAPIError) -> bool:
+    """Whether the database rolled the transaction back to settle a deadlock or serialization conflict."""
+    original = error.orig
+    if getattr(original, "sqlstate", None) in _POSTGRES_RACES:
+        return True
+    arguments: tuple[object, ...] = getattr(original, "args", ())
+    return bool(arguments) and arguments[0] == _MYSQL_DEADLOCK
 
 
 def insert_id(conn: Connection, statement: Insert) -> int:

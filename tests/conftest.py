@@ -111,7 +111,7 @@ def _mariadb_url(name: str) -> str:
 @pytest.fixture(scope="session")
 def mariadb_template() -> Iterator[str]:
     """A database migrated once per session; each test copies its tables (MySQL has no template
-    databases: CREATE TABLE ... LIKE copies columns, collations and indexes)."""
+    databases), as SHOW CREATE TABLE gives them: columns, collations, indexes and foreign keys."""
     admin = _mariadb_admin()
     name = f"costalloc_tmpl_{_worker}_{os.getpid()}"
     with admin.connect() as conn:
@@ -135,11 +135,24 @@ def _mariadb_database(template: str | None) -> Iterator[str]:
         tables = conn.execute(
             text("SELECT table_name FROM information_schema.tables WHERE table_schema = :schema"), {"schema": template}
         ).scalars()
-        for table in list(tables) if template else []:
-            conn.execute(text(f"CREATE TABLE `{name}`.`{table}` LIKE `{template}`.`{table}`"))
-            if table.startswith("alembic_version"):
-                conn.execute(text(f"INSERT INTO `{name}`.`{table}` SELECT * FROM `{template}`.`{table}`"))
+        # Not CREATE TABLE ... LIKE, which leaves the foreign keys out: the tests would run without
+        # the locks an association's foreign key takes on its cost allocation (a retire racing an
+        # assign found its row gone only on MariaDB).
+        definitions = {
+            table: conn.execute(text(f"SHOW CREATE TABLE `{template}`.`{table}`")).one()[1]
+            for table in (list(tables) if template else [])
+        }
     url = _mariadb_url(name)
+    if definitions:
+        copier = create_engine(url)
+        with copier.begin() as conn:
+            # The tables come in no order: a foreign key may name one that is not made yet.
+            conn.execute(text("SET foreign_key_checks = 0"))
+            for table, definition in definitions.items():
+                conn.exec_driver_sql(definition)
+                if table.startswith("alembic_version"):
+                    conn.execute(text(f"INSERT INTO `{table}` SELECT * FROM `{template}`.`{table}`"))
+        copier.dispose()
     yield url
     dispose_engine(url)
     with admin.connect() as conn:

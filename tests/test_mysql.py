@@ -10,13 +10,14 @@ import pytest
 from helpers.backends import MARIADB_ENABLED, mariadb_only
 from sqlalchemy import create_engine, inspect, select, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import IntegrityError
 
 from costalloc_pipeline.db import dispose_engine, engine_for, make_engine, new_etag, utcnow
 from costalloc_pipeline.mover import ledger
 from costalloc_pipeline.mover.handles import Handle
 from costalloc_pipeline.placement.rule import Target
 from costalloc_pipeline.schema.migrate import upgrade_all
-from costalloc_pipeline.schema.repository import files, move_ledger
+from costalloc_pipeline.schema.repository import cost_allocation_project, files, move_ledger
 
 
 def _schema(url: str) -> dict[str, tuple[set[str], set[str]]]:
@@ -137,3 +138,22 @@ def test_the_ledger_is_started_row_by_row_where_insert_returning_is_missing(data
         engine.dispose()
     assert started == rows
     assert sorted(started) == [h.id for h in handles]
+
+
+def test_every_test_database_keeps_the_schemas_foreign_keys(database_url: str) -> None:
+    # The tests' MariaDB databases are copies of a migrated one: the copy must keep the foreign
+    # keys (CREATE TABLE ... LIKE would not), whose locks some races rely on.
+    engine = engine_for(database_url)
+    found = inspect(engine)
+    keys = {
+        (table, key["referred_table"], tuple(key["constrained_columns"]))
+        for table in found.get_table_names()
+        for key in found.get_foreign_keys(table)
+    }
+    assert ("cost_allocation_project", "cost_allocation", ("cost_allocation_id",)) in keys
+    with pytest.raises(IntegrityError), engine.begin() as conn:
+        conn.execute(
+            cost_allocation_project.insert().values(
+                project_id=1, cost_allocation_id=999, state="ACTIVE", change_number=1, updated_on=utcnow()
+            )
+        )

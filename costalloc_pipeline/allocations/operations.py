@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from costalloc_pipeline.allocations.model import AssignResult, Association, CostAllocation, Page, UploadDestination
 from costalloc_pipeline.allocations.paging import decode_page_token, encode_page_token, page_limit
@@ -25,6 +25,7 @@ from costalloc_pipeline.allocations.store import (
 from costalloc_pipeline.auth import Caller
 from costalloc_pipeline.buckets import provision_bucket
 from costalloc_pipeline.config import Settings
+from costalloc_pipeline.db import lost_a_race
 from costalloc_pipeline.errors import Conflict, NotFound
 from costalloc_pipeline.headroom import require_room_for
 from costalloc_pipeline.naming import bucket_name_for, format_entity_id, normalise_name
@@ -79,8 +80,12 @@ def assign(
         try:
             with bind.begin() as conn:
                 require_project(conn, project_id)
+                # Locked before the association names it: concurrent assigns to one cost allocation
+                # queue here instead of deadlocking on MySQL (each holding its foreign key's shared
+                # lock on the row, each waiting to update its etag), and a retire that deleted it
+                # meanwhile leaves nothing to find.
                 allocation_id = conn.execute(
-                    select(cost_allocation.c.id).where(cost_allocation.c.name == name)
+                    select(cost_allocation.c.id).where(cost_allocation.c.name == name).with_for_update()
                 ).scalar()
                 created = allocation_id is None
                 if allocation_id is None:
@@ -100,6 +105,9 @@ def assign(
                 return AssignResult(_load_allocation(conn, allocation_id), created)
         except (IntegrityError, _ConcurrentChange):
             continue
+        except OperationalError as error:
+            if not lost_a_race(error):
+                raise
     raise Conflict(f"project {format_entity_id(project_id)} is being changed concurrently; retry")
 
 
@@ -117,6 +125,9 @@ def unassign(bind: Engine, entity_id: int | str, caller: Caller) -> None:
                 return
         except _ConcurrentChange:
             continue
+        except OperationalError as error:
+            if not lost_a_race(error):
+                raise
     raise Conflict(f"project {format_entity_id(project_id)} is being changed concurrently; retry")
 
 
