@@ -54,9 +54,9 @@ class MariaDBDatabases(ServerDatabases):
         assert self._admin is not None
         deadline = time.monotonic() + RESIZE_SECONDS
         with self._admin.connect() as conn:
+            page_size = int(conn.execute(text("SELECT @@innodb_page_size")).scalar_one())
             while True:
                 pages = int(conn.execute(text("SHOW GLOBAL STATUS LIKE 'Innodb_buffer_pool_pages_total'")).one()[1])
-                page_size = int(conn.execute(text("SELECT @@innodb_page_size")).scalar_one())
                 if abs(pages * page_size - size) <= size // 16:
                     return
                 if time.monotonic() > deadline:

@@ -80,14 +80,9 @@ def _compile_create_temporary_as(element: _CreateTemporaryAs, compiler: SQLCompi
 
 
 @contextmanager
-def scratch(
-    conn: Connection, table: Table, like: Table | None = None, rows: Select[Any] | None = None
-) -> Iterator[Table]:
+def scratch(conn: Connection, table: Table, like: Table | None = None) -> Iterator[Table]:
     """The temporary table for the block, dropped after it (a failure rolls it back, or leaves it
-    to the next `create_temporary` of the connection); made of `rows` when given (`create_temporary_as`)."""
-    if rows is None:
-        create_temporary(conn, table, like)
-    else:
-        create_temporary_as(conn, table, rows)
+    to the next `create_temporary` of the connection)."""
+    create_temporary(conn, table, like)
     yield table
     drop_temporary(conn, table)

@@ -11,7 +11,7 @@ from costalloc_pipeline.db import engine_for
 from costalloc_pipeline.placement.session import looked_up_by_key, read_in_bulk
 from costalloc_pipeline.schema.ddl import is_mysql
 from costalloc_pipeline.schema.repository import files
-from costalloc_pipeline.schema.temporary import create_temporary_as, scratch, temporary_table
+from costalloc_pipeline.schema.temporary import create_temporary_as, drop_temporary, temporary_table
 
 JOIN_SETTINGS = ("enable_hashjoin", "enable_mergejoin", "enable_nestloop")
 
@@ -52,6 +52,7 @@ def test_a_temporary_table_made_of_a_query_holds_its_rows_and_is_dropped_after(s
             return
         # Twice: a table of the same name left by a failed statement is dropped first.
         create_temporary_as(conn, table, rows.where(files.c.id == small))
-        with scratch(conn, table, rows=rows.where(files.c.id.in_([large, unsized]))) as made:
-            assert sorted(conn.execute(select(made.c.id, made.c.large)).tuples()) == [(large, True), (unsized, False)]
+        create_temporary_as(conn, table, rows.where(files.c.id.in_([large, unsized])))
+        assert sorted(conn.execute(select(table.c.id, table.c.large)).tuples()) == [(large, True), (unsized, False)]
+        drop_temporary(conn, table)
         assert not inspect(conn).has_table(table.name)
